@@ -1,12 +1,12 @@
 """Shared by the CLI tests: a tiny embedded dataset and a tiny DGCL configuration whose bank fills in a few steps."""
 from pathlib import Path
 
-TINY = ["--epochs", "2", "--sup_only_epochs", "1", "--steps_per_epoch", "5", "--batch_size", "2", "--crop", "40",
-        "--memory_size", "24", "--memory_per_update", "12", "--n_anchors", "8", "--n_neg", "32", "--head_dim", "16",
+TINY = ["--epochs", "2", "--sup_only_epochs", "1", "--steps_per_epoch", "5", "--batch_size", "2", "--crop", "48",
+        "--memory_size", "3", "--memory_per_update", "3", "--n_anchors", "8", "--n_neg", "32", "--head_dim", "16",
         "--proj_dim", "16", "--num_workers", "0", "--eval_batch_size", "20", "--no-figures", "--split", "8"]
 
 
 def tiny_dataset(folder: Path) -> Path:
-    "A 40-image embedded dataset (32×32) with an 8-image labelled split."
+    "A 40-image embedded dataset (48×48) with an 8-image labelled split."
     from dgcl.data import make_embedded
-    return make_embedded(root=folder, seed=3, n_train=40, n_val=10, size=32, splits=(8,))
+    return make_embedded(root=folder, seed=3, n_train=40, n_val=10, size=48, splits=(8,))

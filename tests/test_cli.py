@@ -32,7 +32,7 @@ def broken_copy(data, tmp_path):
     (["--tau", "0"], "tau=0.0 is out of range: allowed is tau > 0"),
     (["--beta0", "150"], "beta0=150.0 is out of range: allowed is 0..100"),
     (["--n_anchors", "0"], "n_anchors=0 is out of range"),
-    (["--memory_size", "5", "--memory_per_update", "12"], "memory_size=5 is out of range: allowed is ≥ memory_per_update (12)"),
+    (["--memory_size", "2", "--memory_per_update", "3"], "memory_size=2 is out of range: allowed is ≥ memory_per_update (3)"),
     (["--batch_size", "1"], "CutMix pastes image i+1 into image i"),
     (["--backbone", "resnet1000"], "unknown backbone 'resnet1000'"),
     (["--method", "fixmatch"], "method='fixmatch' is out of range"),

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 from nbdev.config import get_config
-from nbdev.test import test_nb
+import nbdev.test as nbdev_test
 
 NBS = Path(__file__).resolve().parents[1] / "nbs"
 
@@ -21,7 +21,7 @@ NOTEBOOKS = sorted(p for p in NBS.glob("*.ipynb") if not p.name.startswith("_") 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook(nb, monkeypatch):
     monkeypatch.chdir(NBS)
-    passed, _ = test_nb(nb, skip_flags=get_config().tst_flags.split(), basepath=get_config().config_path)
+    passed, _ = nbdev_test.test_nb(nb, skip_flags=get_config().tst_flags.split(), basepath=get_config().config_path)
     assert passed, f"{nb.name} failed (its traceback is printed above)"
 
 
