@@ -101,3 +101,22 @@ def test_module_exit_code(tmp_path):
     r = subprocess.run([sys.executable, "-m", "dgcl.train", "--tau", "-1", "--run_dir", str(tmp_path / "r")],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and r.stderr.strip() == "dgcl-train: error: tau=-1.0 is out of range: allowed is tau > 0"
+
+
+def test_nonfinite_loss_skips_then_stops(data, tmp_path):
+    """A non-finite term skips the step with a warning naming it; max_bad_steps in a row stop the run, the last good
+    checkpoint intact."""
+    import torch
+    from dgcl.train import parse_config
+    from dgcl.trainer import Trainer
+    run_dir = tmp_path / "run"
+    tr = Trainer(parse_config(TINY + ["--data_root", str(data), "--run_dir", str(run_dir), "--ckpt_every", "2",
+                                      "--max_bad_steps", "3"]), quiet=True)
+    good = tr.sup_loss
+    tr.sup_loss = lambda out, y: good(out, y) * (float("nan") if tr.step >= 4 else 1.0)
+    with pytest.warns(UserWarning, match="non-finite loss term sup"):
+        with pytest.raises(FloatingPointError, match="3 non-finite losses in a row"):
+            tr.fit()
+    ck = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    assert ck["step"] == 6 and ck["skipped"] == 2  # saved after the second bad step, before the third stopped the run
+    assert all(torch.isfinite(v).all() for v in ck["student"].values() if v.is_floating_point())
