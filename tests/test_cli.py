@@ -59,7 +59,7 @@ def test_unknown_shipped_split(capsys, tmp_path):
 
 def test_split_names_missing_file(capsys, data, tmp_path):
     root = broken_copy(data, tmp_path)
-    name = (root / "splits" / "8" / "labeled.txt").read_text().split()[0]
+    name = (root / "splits" / "12" / "labeled.txt").read_text().split()[0]
     (root / "JPEGImages" / f"{name}.jpg").unlink()
     code, err = run_main(capsys, TINY + ["--data_root", str(root), "--run_dir", str(tmp_path / "run")])
     assert code == 2 and "missing" in err and name in err, err
@@ -67,7 +67,7 @@ def test_split_names_missing_file(capsys, data, tmp_path):
 
 def test_label_out_of_range(capsys, data, tmp_path):
     root = broken_copy(data, tmp_path)
-    name = (root / "splits" / "8" / "labeled.txt").read_text().split()[0]
+    name = (root / "splits" / "12" / "labeled.txt").read_text().split()[0]
     p = root / "SegmentationClassAug" / f"{name}.png"
     lab = np.array(Image.open(p)); lab[0, 0] = 40
     Image.fromarray(lab).save(p)
@@ -77,7 +77,7 @@ def test_label_out_of_range(capsys, data, tmp_path):
 
 def test_corrupt_image(capsys, data, tmp_path):
     root = broken_copy(data, tmp_path)
-    name = (root / "splits" / "8" / "unlabeled.txt").read_text().split()[0]
+    name = (root / "splits" / "12" / "unlabeled.txt").read_text().split()[0]
     p = root / "JPEGImages" / f"{name}.jpg"
     p.write_bytes(b"this is not a jpeg")
     code, err = run_main(capsys, TINY + ["--data_root", str(root), "--run_dir", str(tmp_path / "run")])
