@@ -131,8 +131,8 @@ class DeepLabV3Plus(nn.Module):
 def param_groups(model: nn.Module, # a `DeepLabV3Plus` (anything with a `.backbone`)
                  lr: float, # backbone learning rate
                  head_lr_mult: float = 10.0, # heads train at lr × head_lr_mult
-                ) -> list[dict]: # groups for torch.optim.SGD
-    "SGD parameter groups: the backbone at `lr`, every other parameter (the heads) at `lr × head_lr_mult`."
+                ) -> list[dict]: # groups for the optimiser (SGD or AdamW)
+    "Optimiser parameter groups: the backbone at `lr`, every other parameter (the heads) at `lr × head_lr_mult`."
     backbone = list(model.backbone.parameters())
     in_backbone = {id(p) for p in backbone}
     heads = [p for p in model.parameters() if id(p) not in in_backbone]
