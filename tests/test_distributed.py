@@ -3,14 +3,17 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from helpers import TINY, tiny_dataset
 
 
-def test_two_ranks_identical(tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--split_bn"]], ids=["joint-bn", "split-bn"])
+def test_two_ranks_identical(tmp_path, extra):
     data = tiny_dataset(tmp_path / "data")
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "dgcl.train",
-           *TINY, "--data_root", str(data), "--run_dir", str(run_dir), "--device", "cpu"]
+           *TINY, "--data_root", str(data), "--run_dir", str(run_dir), "--device", "cpu", *extra]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-4000:]
     m = json.loads((run_dir / "metrics.json").read_text())
