@@ -8,7 +8,7 @@ import pytest
 from helpers import TINY, tiny_dataset
 
 
-@pytest.mark.parametrize("extra", [[], ["--split_bn"]], ids=["joint-bn", "split-bn"])
+@pytest.mark.parametrize("extra", [["--no-split_bn"], ["--split_bn"]], ids=["joint-bn", "split-bn"])
 def test_two_ranks_identical(tmp_path, extra):
     data = tiny_dataset(tmp_path / "data")
     run_dir = tmp_path / "run"
