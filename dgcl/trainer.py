@@ -48,7 +48,7 @@ RECIPES = {  # SPEC §9; `embedded` is sized for a 2-core CPU
                        backbone="resnet101", ohem=True, aux_weight=0.4, memory_size=10000, memory_per_update=1000,
                        output_stride=8, eval_batch_size=1, head_dim=256, proj_dim=256, scale_min=0.5, scale_max=2.0,
                        hflip=True, optimizer="sgd", split_bn=False),
-    "embedded": dict(split=48, crop=48, batch_size=8, epochs=4, sup_only_epochs=1, optimizer="adamw", lr=0.001,
+    "embedded": dict(split=48, crop=48, batch_size=8, epochs=5, sup_only_epochs=1, optimizer="adamw", lr=0.001,
                      head_lr_mult=1.0,
                      backbone="resnet10t", ohem=False, aux_weight=0.0, memory_size=2000, memory_per_update=500,
                      output_stride=8, eval_batch_size=50, head_dim=128, proj_dim=128, scale_min=0.75, scale_max=1.25,
