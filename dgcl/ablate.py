@@ -75,11 +75,11 @@ class Run:
             if k in stored and not _same(stored[k], v): return f"{k}={_fmt(stored[k])}, the plan has {k}={_fmt(v)}"
         return None
 
-def _studied_defaults() -> dict:
-    "Config's defaults of every studied parameter: each run states all of them, so equal settings have equal keys."
+def _studied_defaults(dataset: str = "embedded") -> dict:
+    "The defaults of every studied parameter for `dataset` (its recipe resolved): each run states all of them, so equal settings have equal keys."
     import dataclasses
     from dgcl.trainer import Config
-    d = {f.name: f.default for f in dataclasses.fields(Config)}
+    d = dataclasses.asdict(Config(dataset=dataset).resolved())
     return {param: d[param] for param, _, _ in TABLES.values()}
 
 def _same(a, b) -> bool:
@@ -106,7 +106,7 @@ def plan(preset: str = "embedded", out_dir="runs/ablations", tables=None, seeds=
         for split in P["splits"][t]:
             for value in values:
                 for seed in (seeds or (P["main_seeds"] if t == "main" else P["seeds"])):
-                    params = {**P["params"], **_studied_defaults(), **(extra or {}), "split": split, "seed": seed, param: value}
+                    params = {**P["params"], **_studied_defaults(P["params"].get("dataset", "embedded")), **(extra or {}), "split": split, "seed": seed, param: value}
                     if data_root: params["data_root"] = str(data_root)
                     runs.append(Run(t, value, split, seed, params, Path(out_dir)))
     return runs

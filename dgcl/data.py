@@ -380,27 +380,35 @@ def check_dataset(dataset: str, # 'embedded', 'pascal' or 'cityscapes'
 # %% ../nbs/08_data.ipynb #2432b106
 def cutmix_masks(batch: int, # unlabelled batch size (≥ 2)
                  h: int, w: int, # image size
-                 p: float = 0.5, # probability that an image gets a box
+                 p: float = 0.5, # probability that an image (or, with `per_batch`, the batch) gets boxes
                  generator: torch.Generator | None = None, # source of randomness (on `device`)
                  device=None, # device of the masks (default: the generator's)
                  aspect=(1 / 3, 3.0), # range of the box's aspect ratio (height/width, relative to the image's)
+                 per_batch: bool = False, # one coin for the whole batch (the authors' code) instead of one per image
+                 box: str = "aspect", # 'aspect': log-uniform aspect ratio | 'width': integer width uniform in (w/2, w)
                 ) -> torch.Tensor: # bool batch×h×w, True where image `(i+1) % batch` is pasted
     "Random half-area boxes, one per image with probability `p`, as boolean masks."
     if batch < 2: raise ValueError(f"CutMix needs at least 2 unlabelled images per batch, got {batch}")
+    if box not in ("aspect", "width"): raise ValueError(f"box={box!r} is unknown: allowed are aspect, width")
     if device is None: device = generator.device if generator is not None else torch.device("cpu")
     r = torch.rand(batch, 4, generator=generator, device=device, dtype=torch.float32)
-    lo, hi = np.log(aspect[0]), np.log(aspect[1])
-    ratio = torch.exp(lo + (hi - lo) * r[:, 0])  # relative aspect ratio, log-uniform
-    bh = (0.5 * ratio).sqrt().clamp(max=1.0)  # box height as a fraction of h
-    bw = (0.5 / bh).clamp(max=1.0); bh = 0.5 / bw  # clip to the image, keep the area at one half
-    bh, bw = (bh * h).round().clamp(1, h), (bw * w).round().clamp(1, w)
+    if box == "aspect":
+        lo, hi = np.log(aspect[0]), np.log(aspect[1])
+        ratio = torch.exp(lo + (hi - lo) * r[:, 0])  # relative aspect ratio, log-uniform
+        bh = (0.5 * ratio).sqrt().clamp(max=1.0)  # box height as a fraction of h
+        bw = (0.5 / bh).clamp(max=1.0); bh = 0.5 / bw  # clip to the image, keep the area at one half
+        bh, bw = (bh * h).round().clamp(1, h), (bw * w).round().clamp(1, w)
+    else:  # the authors' box: width an integer in [w/2 + 1, w), height = round(area / width), area h·w/2
+        lo = w // 2 + 1
+        bw = (lo + (r[:, 0] * max(w - lo, 1)).floor()).clamp(1, w)
+        bh = (h * w / 2 / bw).round().clamp(1, h)
     y0 = (r[:, 1] * (h - bh + 1)).floor().clamp(max=h - bh)
     x0 = (r[:, 2] * (w - bw + 1)).floor().clamp(max=w - bw)
-    on = r[:, 3] < p
+    on = (r[:1, 3] < p).expand(batch) if per_batch else r[:, 3] < p
     ys = torch.arange(h, device=device, dtype=torch.float32).view(1, h, 1)
     xs = torch.arange(w, device=device, dtype=torch.float32).view(1, 1, w)
     y0, x0, bh, bw = (t.view(batch, 1, 1) for t in (y0, x0, bh, bw))
-    return (ys >= y0) & (ys < y0 + bh) & (xs >= x0) & (xs < x0 + bw) & on.view(batch, 1, 1)
+    return (ys >= y0) & (ys < y0 + bh) & (xs >= x0) & (xs < x0 + bw) & on.reshape(batch, 1, 1)
 
 def cutmix(x: torch.Tensor, # B×C×H×W images
            masks: torch.Tensor, # B×H×W bool from `cutmix_masks`

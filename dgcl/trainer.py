@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from fastcore.basics import patch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
@@ -29,46 +30,60 @@ from .memory import MemoryBank
 from .model import build_model, param_groups, upsample
 
 # %% auto #0
-__all__ = ['METHODS', 'DATASETS', 'OPTIMIZERS', 'RECIPES', 'Config', 'ema_update', 'ema_decay_at', 'poly_lr', 'make_optimizer',
-           'ohem_ce', 'confusion', 'iou_from_confusion', 'slide_logits', 'evaluate', 'StreamSampler', 'Keyed',
-           'Interrupted', 'Trainer', 'train_step', 'sup_loss', 'state', 'save_checkpoint', 'load_checkpoint', 'fit',
-           'finish']
+__all__ = ['METHODS', 'DATASETS', 'OPTIMIZERS', 'RECIPES', 'PROCEDURES', 'SKIP_CLASSES', 'Config', 'ema_update', 'copy_params',
+           'ema_decay_at', 'poly_lr', 'make_optimizer', 'ohem_ce', 'confusion', 'iou_from_confusion', 'centre_crop',
+           'slide_logits', 'evaluate', 'StreamSampler', 'Keyed', 'Interrupted', 'Trainer', 'paper_protocol']
 
 # %% ../nbs/07_trainer.ipynb #26863268
 METHODS = ("supervised", "selftrain", "dgcl")
 DATASETS = ("embedded", "pascal", "cityscapes")
 OPTIMIZERS = ("sgd", "adamw")
 
-RECIPES = {  # SPEC §9; `embedded` is sized for a 2-core CPU
-    "pascal": dict(split=366, crop=513, batch_size=4, epochs=80, sup_only_epochs=1, lr=0.001, head_lr_mult=10.0,
-                   backbone="resnet101", ohem=False, aux_weight=0.0, memory_size=10000, memory_per_update=1000,
-                   output_stride=8, eval_batch_size=1, head_dim=256, proj_dim=256, scale_min=0.5, scale_max=2.0,
-                   hflip=True, optimizer="sgd", split_bn=False),
-    "cityscapes": dict(split=372, crop=800, batch_size=2, epochs=200, sup_only_epochs=10, lr=0.01, head_lr_mult=1.0,
-                       backbone="resnet101", ohem=True, aux_weight=0.4, memory_size=10000, memory_per_update=1000,
-                       output_stride=8, eval_batch_size=1, head_dim=256, proj_dim=256, scale_min=0.5, scale_max=2.0,
-                       hflip=True, optimizer="sgd", split_bn=False),
-    "embedded": dict(split=48, crop=48, batch_size=8, epochs=5, sup_only_epochs=1, optimizer="adamw", lr=0.001,
-                     head_lr_mult=1.0,
-                     backbone="resnet10t", ohem=False, aux_weight=0.0, memory_size=2000, memory_per_update=500,
-                     output_stride=8, eval_batch_size=50, head_dim=128, proj_dim=128, scale_min=0.75, scale_max=1.25,
-                     hflip=False, split_bn=True),
+RECIPES = {  # what belongs to a dataset (SPEC §9, §12); `embedded` is sized for a 2-core CPU
+    "pascal": dict(recipe="official", split=366, crop=513, batch_size=4, epochs=80, sup_only_epochs=1, lr=0.001,
+                   head_lr_mult=10.0, backbone="resnet101", ohem=False, aux_weight=0.0, memory_size=10000,
+                   memory_per_update=1000, output_stride=16, eval_batch_size=1, head_dim=256, proj_dim=256,
+                   scale_min=0.5, scale_max=2.0, hflip=True, optimizer="sgd", split_bn=False, amp="fp16",
+                   eval_centre_crop=513),
+    "cityscapes": dict(recipe="official", split=372, crop=800, batch_size=2, epochs=200, sup_only_epochs=10, lr=0.01,
+                       head_lr_mult=1.0, backbone="resnet101", ohem=True, aux_weight=0.4, memory_size=10000,
+                       memory_per_update=1000, output_stride=8, eval_batch_size=1, head_dim=256, proj_dim=256,
+                       scale_min=0.5, scale_max=2.0, hflip=True, optimizer="sgd", split_bn=False, amp="fp16",
+                       eval_centre_crop=800),
+    "embedded": dict(recipe="paper", split=48, crop=48, batch_size=8, epochs=5, sup_only_epochs=1, optimizer="adamw",
+                     lr=0.001, head_lr_mult=1.0, backbone="resnet10t", ohem=False, aux_weight=0.0, memory_size=2000,
+                     memory_per_update=500, output_stride=8, eval_batch_size=50, head_dim=128, proj_dim=128,
+                     scale_min=0.75, scale_max=1.25, hflip=False, split_bn=True, amp="none", eval_centre_crop=0),
 }
+
+PROCEDURES = {  # how the authors' released code trains (SPEC §12) and what the paper's text says (SPEC §1–9)
+    "official": dict(clean_view=True, contra_view="clean", contra_labels_at="features", lambda_unsup=0.5,
+                     lambda_contra=0.5, n_anchors=200, unsup_norm="u2pl", bank_in_warmup=False, ema_buffers=False,
+                     teacher_bn_warmup=True, teacher_copy_epochs=1, skip_classes="0", cutmix_per="batch",
+                     cutmix_box="width", align_corners=True,
+                     cityscapes=dict(crop=769)),  # the authors' Cityscapes dataset class crops 769; 800 is eval only
+    "paper": dict(clean_view=False, contra_view="mixed", contra_labels_at="image", lambda_unsup=1.0, lambda_contra=1.0,
+                  n_anchors=256, unsup_norm="mean", bank_in_warmup=True, ema_buffers=True, teacher_bn_warmup=False,
+                  teacher_copy_epochs=0, skip_classes=None, cutmix_per="image", cutmix_box="aspect",
+                  align_corners=False),
+}
+SKIP_CLASSES = {"pascal": "0", "cityscapes": "", "embedded": "0"}  # the paper's text: background 0 on VOC only
 
 @dataclass
 class Config:
-    "Every parameter of a run; `None` takes the dataset's recipe (`RECIPES`)."
+    "Every parameter of a run; `None` takes the recipe (`PROCEDURES[recipe]`), then the dataset's (`RECIPES`)."
     dataset: str = "embedded"  # 'embedded' | 'pascal' | 'cityscapes'
     data_root: str = ""  # dataset folder; '' builds/uses the embedded dataset's cache
     split: int | None = None  # labelled count (a shipped split for pascal/cityscapes)
     method: str = "dgcl"  # 'supervised' | 'selftrain' | 'dgcl'
+    recipe: str | None = None  # 'official' (the authors' released code, SPEC §12) | 'paper' (SPEC §1–9)
     tau: float = 0.5  # temperature τ of Eq. 13
-    lambda_contra: float = 1.0  # weight of L_contra (Eq. 2)
-    lambda_unsup: float = 1.0  # weight of L_unsup (Eq. 2)
+    lambda_contra: float | None = None  # weight of L_contra (Eq. 2): paper 1, official 0.5
+    lambda_unsup: float | None = None  # weight of L_unsup (Eq. 2): paper 1, official 0.5
     beta0: float = 20.0  # initial % of pseudo labels dropped by entropy (β0)
     alpha0: float = 80.0  # initial % dropped from the contrastive labels (α_t = max(α0(1-p), α_min))
     alpha_min: float = 10.0
-    n_anchors: int = 256  # N_q (Eq. 9)
+    n_anchors: int | None = None  # N_q (Eq. 9): paper 256, official 200
     n_pos: int = 50  # positive keys from the batch and from the bank each (Eq. 10–11)
     n_neg: int = 512  # negatives per class
     max_pixels: int = 10000  # pixels of a class kept per batch
@@ -97,12 +112,12 @@ class Config:
     ohem: bool | None = None
     aux_weight: float | None = None
     cutmix_p: float = 0.5
-    split_bn: bool | None = None  # student's labelled and mixed images as two batches, each with own BN statistics
-    amp: str = "auto"  # 'auto' (bf16 on a GPU that has it, else off) | 'bf16' | 'fp16' | 'none'
+    split_bn: bool | None = None  # student's labelled and unlabelled images as two batches, each with own BN statistics
+    amp: str | None = None  # autocast precision: 'none' (float32) | 'bf16' | 'fp16' (official on VOC/Cityscapes)
     device: str = "auto"  # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
     num_workers: int = 1
     eval_batch_size: int | None = None
-    eval_every: int = 0  # evaluate every N epochs during training (0: only at the end)
+    eval_every: int = 0  # evaluate the teacher every N epochs during training (0: only at the end)
     ckpt_every: int = 100  # checkpoint every N steps (and at the end)
     max_bad_steps: int = 5  # stop after this many non-finite losses in a row
     max_steps: int = 0  # stop after N steps (0: the whole schedule) — for tests and smoke runs
@@ -111,18 +126,47 @@ class Config:
     run_dir: str = ""  # '' → runs/<dataset>-<method>-n<split>-seed<seed>
     resume: bool = False  # continue from the checkpoint in run_dir
     figures: bool = True
+    # --- the training procedure: one field per difference between the authors' code and the paper (SPEC §12) ---
+    clean_view: bool | None = None  # student also sees the clean unlabelled images: one call on [x_l, x_u, x_u_aug]
+    contra_view: str | None = None  # what L_contra and the bank see: 'clean' (l + clean u) | 'mixed' (l + CutMix'd u)
+    contra_labels_at: str | None = None  # contrastive pseudo labels from teacher logits at 'features' or 'image' size
+    unsup_norm: str | None = None  # L_unsup: 'mean' over kept pixels | 'u2pl' (mean × B·H·W / #kept)
+    bank_in_warmup: bool | None = None  # the bank absorbs labelled features during the supervised warm-up
+    ema_buffers: bool | None = None  # EMA also averages BN buffers (else the teacher's own train-mode forwards set them)
+    teacher_bn_warmup: bool | None = None  # teacher forward (train mode) on x_l at warm-up steps: BN statistics only
+    teacher_copy_epochs: int | None = None  # first N semi epochs: teacher parameters = the student's at every step
+    skip_classes: str | None = None  # classes never used as anchors, comma-separated ('' none); official '0' everywhere
+    cutmix_per: str | None = None  # one CutMix coin per 'image' | per 'batch' (official)
+    cutmix_box: str | None = None  # half-area box: 'aspect' (log-uniform 1/3..3) | 'width' (width uniform in (W/2, W))
+    align_corners: bool | None = None  # bilinear upsampling of logits (losses, pseudo labels, evaluation)
+    eval_centre_crop: int | None = None  # paper protocol: score centre crops of this size (0: whole images)
+    eval_paper: bool = True  # also score student and teacher every epoch; best of max(student, teacher) (optimistic)
 
     def resolved(self) -> "Config":
-        "A copy with every `None` replaced by the dataset's recipe, validated."
+        "A copy with every `None` replaced by the recipe's value, then the dataset's, validated."
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset={self.dataset!r} is unknown: allowed are {', '.join(DATASETS)}")
-        cfg = dataclasses.replace(self, **{k: v for k, v in RECIPES[self.dataset].items() if getattr(self, k) is None})
+        recipe = self.recipe or RECIPES[self.dataset]["recipe"]
+        if recipe not in PROCEDURES:
+            raise ValueError(f"recipe={recipe!r} is unknown: allowed are {', '.join(PROCEDURES)}")
+        proc = {k: v for k, v in PROCEDURES[recipe].items() if k not in DATASETS}
+        proc |= PROCEDURES[recipe].get(self.dataset, {})
+        if proc["skip_classes"] is None: proc["skip_classes"] = SKIP_CLASSES[self.dataset]
+        values = {**RECIPES[self.dataset], **proc, "recipe": recipe}
+        cfg = dataclasses.replace(self, **{k: v for k, v in values.items() if getattr(self, k) is None})
         if not cfg.run_dir: cfg.run_dir = f"runs/{cfg.dataset}-{cfg.method}-n{cfg.split}-seed{cfg.seed}"
         cfg.validate()
         return cfg
 
+    def skipped(self) -> tuple[int, ...]:
+        "The anchor classes to skip, as a tuple of ints."
+        return tuple(int(c) for c in str(self.skip_classes).replace(" ", "").split(",") if c != "")
+
     def validate(self):
         "One `ValueError` line naming the first parameter out of range and what is allowed."
+        def ints(s):
+            try: return all(int(c) >= 0 for c in str(s).replace(" ", "").split(",") if c != "")
+            except ValueError: return False
         checks = [
             ("method", self.method in METHODS, f"one of {', '.join(METHODS)}"),
             ("tau", self.tau > 0, "tau > 0"),
@@ -147,22 +191,41 @@ class Config:
             ("ema_decay", 0 <= self.ema_decay < 1, "0 ≤ ema_decay < 1"), ("cutmix_p", 0 <= self.cutmix_p <= 1, "0..1"),
             ("output_stride", self.output_stride in (8, 16, 32), "8, 16 or 32"),
             ("head_dim", self.head_dim >= 1, "≥ 1"), ("proj_dim", self.proj_dim >= 1, "≥ 1"),
-            ("amp", self.amp in ("auto", "bf16", "fp16", "none"), "auto, bf16, fp16 or none"),
+            ("amp", self.amp in ("bf16", "fp16", "none"), "none, bf16 or fp16"),
             ("num_workers", self.num_workers >= 0, "≥ 0"), ("ckpt_every", self.ckpt_every >= 1, "≥ 1"),
             ("max_bad_steps", self.max_bad_steps >= 1, "≥ 1"), ("max_steps", self.max_steps >= 0, "≥ 0"),
             ("eval_every", self.eval_every >= 0, "≥ 0"), ("steps_per_epoch", self.steps_per_epoch >= 0, "≥ 0"),
+            ("contra_view", self.contra_view in ("clean", "mixed"), "clean or mixed"),
+            ("contra_view", self.contra_view == "mixed" or self.clean_view,
+             "mixed when clean_view is off (the clean view is not in the student's forward)"),
+            ("contra_labels_at", self.contra_labels_at in ("features", "image"), "features or image"),
+            ("contra_labels_at", self.contra_labels_at == "image" or self.contra_view == "clean",
+             "image when contra_view is mixed (CutMix mixes image-sized labels)"),
+            ("unsup_norm", self.unsup_norm in ("mean", "u2pl"), "mean or u2pl"),
+            ("teacher_copy_epochs", 0 <= self.teacher_copy_epochs <= self.epochs - self.sup_only_epochs,
+             f"0..epochs − sup_only_epochs ({self.epochs - self.sup_only_epochs})"),
+            ("skip_classes", ints(self.skip_classes), "comma-separated class indices such as '0' or '' (none)"),
+            ("cutmix_per", self.cutmix_per in ("image", "batch"), "image or batch"),
+            ("cutmix_box", self.cutmix_box in ("aspect", "width"), "aspect or width"),
+            ("eval_centre_crop", self.eval_centre_crop >= 0, "≥ 0 (0: whole images)"),
         ]
         for name, ok, allowed in checks:
             if not ok: raise ValueError(f"{name}={getattr(self, name)!r} is out of range: allowed is {allowed}")
 
 # %% ../nbs/07_trainer.ipynb #d101cd32
 @torch.no_grad()
-def ema_update(teacher: torch.nn.Module, student: torch.nn.Module, decay: float):
-    "teacher ← decay · teacher + (1 − decay) · student, parameters and floating-point buffers; others copied."
+def ema_update(teacher: torch.nn.Module, student: torch.nn.Module, decay: float, buffers: bool = True):
+    "teacher ← decay · teacher + (1 − decay) · student: parameters, and with `buffers` floating-point buffers (others copied)."
     for t, s in zip(teacher.parameters(), student.parameters()): t.lerp_(s.detach(), 1.0 - decay)
+    if not buffers: return
     for t, s in zip(teacher.buffers(), student.buffers()):
         if t.dtype.is_floating_point: t.lerp_(s, 1.0 - decay)
         else: t.copy_(s)
+
+@torch.no_grad()
+def copy_params(teacher: torch.nn.Module, student: torch.nn.Module):
+    "teacher's parameters ← the student's (buffers untouched): the official recipe's first semi-supervised epoch."
+    for t, s in zip(teacher.parameters(), student.parameters()): t.copy_(s)
 
 def ema_decay_at(step: int, warm_step: int, ema_decay: float = 0.999) -> float:
     "The ramped EMA decay `min(1 − 1/(t − t_warm + 1), ema_decay)`."
@@ -210,12 +273,33 @@ def iou_from_confusion(conf: torch.Tensor) -> torch.Tensor:
     inter, union = conf.diag(), conf.sum(0) + conf.sum(1) - conf.diag()
     return torch.where(union > 0, inter / union.clamp(min=1), torch.full_like(inter, float("nan")))
 
+def centre_crop(img: torch.Tensor, # B,3,H,W normalised images
+                target: torch.Tensor, # B,H,W labels
+                size: int, # side of the square crop
+                ignore_index: int = 255,
+               ) -> tuple[torch.Tensor, torch.Tensor]: # B,3,size,size and B,size,size
+    "The centre `size`×`size` of a batch, padded first where smaller (images with 0, the mean colour; labels ignored)."
+    H, W = img.shape[-2:]
+    ph, pw = max(size - H, 0), max(size - W, 0)
+    if ph or pw:
+        img = F.pad(img, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), value=0.0)
+        target = F.pad(target, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), value=ignore_index)
+        H, W = img.shape[-2:]
+    y, x = (H - size) // 2, (W - size) // 2
+    return img[..., y:y + size, x:x + size], target[..., y:y + size, x:x + size]
+
+def _resize(x: torch.Tensor, size, align_corners: bool = False) -> torch.Tensor:
+    size = tuple(size)
+    if tuple(x.shape[-2:]) == size: return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=align_corners)
+
 @torch.no_grad()
-def slide_logits(model, img: torch.Tensor, n_classes: int, crop: int, stride: int | None = None) -> torch.Tensor:
+def slide_logits(model, img: torch.Tensor, n_classes: int, crop: int, stride: int | None = None,
+                 align_corners: bool = False) -> torch.Tensor:
     "Logits of a B,3,H,W batch by sliding crop×crop windows (stride 2/3 of the crop), averaged where they overlap."
     B, _, H, W = img.shape
     stride = stride or max(1, crop * 2 // 3)
-    if H <= crop and W <= crop: return upsample(model(img)["pred"], (H, W))
+    if H <= crop and W <= crop: return _resize(model(img)["pred"], (H, W), align_corners)
     out = img.new_zeros(B, n_classes, H, W, dtype=torch.float32)
     cnt = img.new_zeros(1, 1, H, W, dtype=torch.float32)
     ys = list(range(0, max(H - crop, 0) + 1, stride)); xs = list(range(0, max(W - crop, 0) + 1, stride))
@@ -224,19 +308,24 @@ def slide_logits(model, img: torch.Tensor, n_classes: int, crop: int, stride: in
     for y in ys:
         for x in xs:
             win = img[:, :, y:y + crop, x:x + crop]
-            out[:, :, y:y + crop, x:x + crop] += upsample(model(win)["pred"], win.shape[-2:]).float()
+            out[:, :, y:y + crop, x:x + crop] += _resize(model(win)["pred"], win.shape[-2:], align_corners).float()
             cnt[:, :, y:y + crop, x:x + crop] += 1
     return out / cnt
 
 @torch.no_grad()
-def evaluate(model, loader, n_classes: int, device, crop: int | None = None, amp_dtype=None) -> dict:
+def evaluate(model, loader, n_classes: int, device, crop: int | None = None, amp_dtype=None,
+             align_corners: bool = False, # bilinear upsampling of the logits
+             centre_crop_size: int = 0, # >0: score only the centre crop of this size (the authors' protocol)
+            ) -> dict:
     "mIoU (percent) and per-class IoU of `model` on `loader`; sliding window when images exceed `crop`."
     model.eval()
     conf = torch.zeros(n_classes, n_classes, dtype=torch.long, device=device)
     for img, target in loader:
         img, target = img.to(device), target.to(device)
+        if centre_crop_size: img, target = centre_crop(img, target, centre_crop_size)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            logits = slide_logits(model, img, n_classes, crop) if crop else upsample(model(img)["pred"], img.shape[-2:])
+            logits = (slide_logits(model, img, n_classes, crop, align_corners=align_corners) if crop else
+                      _resize(model(img)["pred"], img.shape[-2:], align_corners))
         conf += confusion(logits.argmax(1), target, n_classes)
     if _distributed(): dist.all_reduce(conf)  # every rank evaluated its own share of the images
     iou = iou_from_confusion(conf.cpu())
@@ -288,11 +377,10 @@ class Trainer:
         ck = self._check_run_dir()  # read once: checked here, restored below on resume
         self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
         if self.world > 1: self._init_distributed()
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None,
-                          "auto": torch.bfloat16 if self.device.type == "cuda" and torch.cuda.is_bf16_supported() else None}[cfg.amp]
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}[cfg.amp]
         info = dataset_info(cfg.dataset)
         self.n_classes, self.ignore, self.classes = info["n_classes"], info["ignore_index"], info["classes"]
-        self.skip_classes = tuple(info["skip_classes"])
+        self.skip_classes = cfg.skipped()  # the recipe's anchor classes to skip (SPEC §7, §12)
         self._build_data()
         torch.manual_seed(cfg.seed)
         self.student = build_model(self.n_classes, cfg.backbone, output_stride=cfg.output_stride, dataset=cfg.dataset,
@@ -312,6 +400,7 @@ class Trainer:
         self.warm_step = cfg.sup_only_epochs * self.iters_per_epoch
         self.step, self.bad_in_row, self.skipped, self.contra_steps, self.seconds = 0, 0, 0, 0, 0.0
         self.contra_ran = False
+        self.paper_evals = []  # per-epoch scores of the paper protocol (see `paper_eval`)
         if ck is not None: self.load_checkpoint(ck)
 
     def _init_distributed(self):
@@ -362,64 +451,127 @@ class Trainer:
         return mk(self.labelled, cfg.seed), mk(self.unlabelled, cfg.seed + 1)
 
 # %% ../nbs/07_trainer.ipynb #234ed4c0
+@patch
 def train_step(self: Trainer, x_l, y_l, x_u, ign_u) -> dict:
-    "One optimiser step of the recipe (Eq. 2); returns the loss terms as floats-to-be (tensors)."
-    cfg, step = self.cfg, self.step
-    seed = (cfg.seed * 1_000_003 + step) * self.world + self.rank
-    g = torch.Generator(device=self.device).manual_seed(seed)  # this step's randomness (CutMix, sampling)
-    torch.manual_seed(seed)  # dropout
-    semi = cfg.method != "supervised" and step >= self.warm_step
-    p = progress(step / self.iters_per_epoch, cfg.epochs, cfg.sup_only_epochs)
-    B, amp = x_l.shape[0], dict(device_type=self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+    "One optimiser step of the recipe (Eq. 2); returns the loss terms (tensors)."
+    cfg, B, g = self.cfg, x_l.shape[0], self.step_generator()  # g: this step's CutMix and sampling
+    semi = cfg.method != "supervised" and self.step >= self.warm_step
     self.student.train()
-    terms, cache, contra_labels, contra_on = {}, None, None, False
-    if not semi:
-        with torch.autocast(**amp):
+    self.teacher_before_step(x_l, semi)  # official: BN-only forward in the warm-up, parameter copy in the first semi epoch
+    terms, feats, cache, ran = {}, None, None, False  # feats: (fts, rep, labels) that L_contra and the bank see
+    if not semi:  # supervised warm-up (and the supervised baseline)
+        with self.autocast():
             out = self.net(x_l)
             terms["sup"] = self.sup_loss(out, y_l)
-        if cfg.method == "dgcl": contra_labels = _nearest(y_l, out["fts"].shape[-2:])  # the bank fills from step 0
+        if cfg.method == "dgcl" and cfg.bank_in_warmup: feats = (out["fts"], out["rep"], _nearest(y_l, out["fts"].shape[-2:]))
     else:
-        with torch.no_grad(), torch.autocast(**amp):  # pseudo labels from the teacher (SPEC §3)
-            self.teacher.train()
-            logits_u = upsample(self.teacher(torch.cat([x_l, x_u]))["pred"][B:], x_u.shape[-2:]).float()
-        ent = pixel_entropy(logits_u)  # B,H,W
-        pseudo = logits_u.argmax(1).masked_fill(ign_u == self.ignore, self.ignore)
-        y_unsup = drop_uncertain(pseudo, ent, beta_t(p, cfg.beta0), self.ignore)
-        y_contra = drop_uncertain(pseudo, ent, alpha_t(p, cfg.alpha0, cfg.alpha_min), self.ignore)
-        masks = cutmix_masks(B, *x_u.shape[-2:], p=cfg.cutmix_p, generator=g, device=self.device)  # SPEC §4
-        x_mix, y_unsup, y_contra = cutmix(x_u, masks, y_unsup, y_contra)
-        with torch.autocast(**amp):
-            out = self.net(torch.cat([x_l, x_mix]), split=B if cfg.split_bn else 0)  # 2B outputs either way
+        pl = self.pseudo_labels(x_l, x_u, ign_u)  # teacher: β_t- and α_t-filtered pseudo labels (SPEC §3)
+        x_aug, y_unsup, y_contra = self.augment(x_u, pl, g)  # CutMix (SPEC §4)
+        views = [x_l, x_u, x_aug] if cfg.clean_view else [x_l, x_aug]  # official: the clean view too (SPEC §12)
+        with self.autocast():
+            out = self.net(torch.cat(views), split=B if cfg.split_bn else 0)  # one call: 2B or 3B outputs
             terms["sup"] = self.sup_loss({k: v[:B] for k, v in out.items()}, y_l)
-            terms["unsup"] = F.cross_entropy(upsample(out["pred"][B:], x_u.shape[-2:]).float(), y_unsup,
-                                             ignore_index=self.ignore)
+            terms["unsup"] = self.unsup_loss(out["pred"][-B:], y_unsup)  # the augmented view is always last
         if cfg.method == "dgcl":
-            contra_labels = _nearest(torch.cat([y_l, y_contra]), out["fts"].shape[-2:])  # labels at the fts resolution
+            feats = (*self.contra_features(out, B), self.contra_labels(y_l, y_contra, out["fts"].shape[-2:]))
             lc = None
             if self.bank.is_full():
                 cache = {}
-                lc = dgcl_loss(out["rep"], out["fts"], contra_labels, self.bank, cfg.tau, cfg.n_anchors, cfg.n_pos,
-                               cfg.n_neg, self.ignore, self.skip_classes, cfg.max_pixels, g, cache)
+                lc = dgcl_loss(feats[1], feats[0], feats[2], self.bank, cfg.tau, cfg.n_anchors, cfg.n_pos, cfg.n_neg,
+                               self.ignore, self.skip_classes, cfg.max_pixels, g, cache)  # Eq. 7–13
             terms["contra"] = lc if lc is not None else out["rep"].sum() * 0.0  # zero that keeps the graph
-            contra_on = lc is not None
-    self.contra_ran = contra_on  # the log leaves L_contra blank on steps where it did not run
+            ran = lc is not None
+    self.contra_ran = ran  # the log leaves L_contra blank on steps where it did not run
     weights = {"sup": 1.0, "unsup": cfg.lambda_unsup, "contra": cfg.lambda_contra}
     loss = sum(weights[k] * v for k, v in terms.items())  # Eq. 2
     loss = loss + 0.0 * sum(v.float().mean() for v in out.values())  # every head in the graph, as DDP requires
     if not self._finite(terms): return terms
-    self.contra_steps += contra_on  # steps whose DGCL term ran (skipped steps do not count)
+    self.contra_steps += self.contra_ran  # steps whose DGCL term ran (skipped steps do not count)
+    self.optimise(loss)
+    self.teacher_after_step()
+    if feats is not None:  # SPEC §5: after the optimiser step, with this step's features
+        self.bank.update(feats[0].detach(), feats[1].detach(), feats[2], self.ignore, cache)
+    return terms
+
+# %% ../nbs/07_trainer.ipynb #a11e41a9
+@patch
+def step_generator(self: Trainer) -> torch.Generator:
+    "Seed this step's randomness from (seed, step, rank): a generator for CutMix and sampling, the global RNG for dropout."
+    seed = (self.cfg.seed * 1_000_003 + self.step) * self.world + self.rank
+    g = torch.Generator(device=self.device).manual_seed(seed)
+    torch.manual_seed(seed)
+    return g
+
+@patch
+def autocast(self: Trainer):
+    "The run's autocast context (a no-op in float32)."
+    return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+@patch
+def up(self: Trainer, x: torch.Tensor, size) -> torch.Tensor:
+    "Bilinear resize of B,C,h,w logits to `size` with the recipe's `align_corners`; a no-op at the same size."
+    size = tuple(size)
+    if tuple(x.shape[-2:]) == size: return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=self.cfg.align_corners)
+
+@patch
+def pseudo_labels(self: Trainer, x_l, x_u, ign_u) -> dict:
+    "The teacher's pseudo labels of `x_u` (SPEC §3): `unsup` without the β_t % most uncertain pixels, `contra` without the α_t %."
+    cfg, B = self.cfg, x_l.shape[0]
+    p = progress(self.step / self.iters_per_epoch, cfg.epochs, cfg.sup_only_epochs)
+    with torch.no_grad(), self.autocast():  # train mode: BN normalises with the batch's statistics (SPEC §3)
+        self.teacher.train()
+        small = self.teacher(torch.cat([x_l, x_u]))["pred"][B:]  # B,C,h,w at the feature resolution
+        logits = self.up(small, x_u.shape[-2:]).float()  # B,C,H,W
+    ent = pixel_entropy(logits)  # B,H,W
+    pseudo = logits.argmax(1).masked_fill(ign_u == self.ignore, self.ignore)
+    out = {"unsup": drop_uncertain(pseudo, ent, beta_t(p, cfg.beta0), self.ignore)}
+    a = alpha_t(p, cfg.alpha0, cfg.alpha_min)
+    if cfg.contra_labels_at == "image": out["contra"] = drop_uncertain(pseudo, ent, a, self.ignore)
+    else:  # official: argmax and entropy of the teacher's logits at the feature resolution (SPEC §12)
+        small = small.float()
+        ps = small.argmax(1).masked_fill(_nearest(ign_u, small.shape[-2:]) == self.ignore, self.ignore)
+        out["contra"] = drop_uncertain(ps, pixel_entropy(small), a, self.ignore)
+    return out
+
+@patch
+def augment(self: Trainer, x_u, pl: dict, g) -> tuple:
+    "CutMix (SPEC §4): the augmented view, its pseudo labels, and the contrastive labels of the view L_contra sees."
+    cfg, (B, _, H, W) = self.cfg, x_u.shape
+    masks = cutmix_masks(B, H, W, p=cfg.cutmix_p, generator=g, device=self.device, per_batch=cfg.cutmix_per == "batch",
+                         box=cfg.cutmix_box)
+    if cfg.contra_view == "mixed": return cutmix(x_u, masks, pl["unsup"], pl["contra"])  # mixed alike
+    x_aug, y_unsup = cutmix(x_u, masks, pl["unsup"])
+    return x_aug, y_unsup, pl["contra"]  # the contrastive labels stay those of the clean images
+
+@patch
+def unsup_loss(self: Trainer, logits, target) -> torch.Tensor:
+    "L_unsup: cross-entropy against the pseudo labels, the mean over kept pixels; `u2pl` multiplies it by B·H·W / #kept."
+    loss = F.cross_entropy(self.up(logits, target.shape[-2:]).float(), target, ignore_index=self.ignore)
+    if self.cfg.unsup_norm == "u2pl": loss = loss * (target.numel() / (target != self.ignore).sum())
+    return loss
+
+@patch
+def contra_features(self: Trainer, out: dict, B: int) -> tuple:
+    "`fts`, `rep` of the labelled images and of the unlabelled view that L_contra sees (`contra_view`)."
+    if self.cfg.contra_view == "clean": return out["fts"][:2 * B], out["rep"][:2 * B]  # [x_l, x_u]
+    if not self.cfg.clean_view: return out["fts"], out["rep"]  # [x_l, x_mix]
+    return tuple(torch.cat([out[k][:B], out[k][2 * B:]]) for k in ("fts", "rep"))  # [x_l, x_mix] of [x_l, x_u, x_mix]
+
+@patch
+def contra_labels(self: Trainer, y_l, y_contra, size) -> torch.Tensor:
+    "Contrastive labels at the feature resolution: ground truth (nearest) and the α_t-filtered pseudo labels (SPEC §3)."
+    if tuple(y_contra.shape[-2:]) == tuple(size): return torch.cat([_nearest(y_l, size), y_contra])
+    return _nearest(torch.cat([y_l, y_contra]), size)
+
+@patch
+def optimise(self: Trainer, loss: torch.Tensor):
+    "Backward (scaled under fp16), optimiser step; under DDP rank 0's BatchNorm statistics on every rank."
     self.optimizer.zero_grad(set_to_none=True)
     self.scaler.scale(loss).backward()
     self.scaler.step(self.optimizer)
     self.scaler.update()
     if self.world > 1: _broadcast_buffers(self.student)  # BatchNorm statistics moved with each rank's own batch
-    if step >= self.warm_step:  # EMA teacher for every method (the supervised baseline is compared teacher to teacher)
-        ema_update(self.teacher, self.student, ema_decay_at(step, self.warm_step, cfg.ema_decay))
-    else: ema_update(self.teacher, self.student, 0.0)  # during the warm-up the teacher follows the student
-    if self.world > 1: _broadcast_buffers(self.teacher)
-    if contra_labels is not None:  # SPEC §5: after the optimiser step, with this step's features
-        self.bank.update(out["fts"].detach(), out["rep"].detach(), contra_labels, self.ignore, cache)
-    return terms
 
 def _broadcast_buffers(model: torch.nn.Module):
     "Rank 0's buffers (BatchNorm statistics) on every rank, so that replicas stay identical."
@@ -429,18 +581,44 @@ def _nearest(labels: torch.Tensor, size) -> torch.Tensor:
     "B,H,W labels resized to `size` with nearest neighbour (SPEC §3)."
     return F.interpolate(labels[:, None].float(), size=tuple(size), mode="nearest")[:, 0].long()
 
-Trainer.train_step = train_step
+# %% ../nbs/07_trainer.ipynb #58c1c859
+@patch
+def copying_teacher(self: Trainer) -> bool:
+    "Whether this step lies in the first `teacher_copy_epochs` semi-supervised epochs (teacher = student)."
+    return self.warm_step <= self.step < self.warm_step + self.cfg.teacher_copy_epochs * self.iters_per_epoch
+
+@patch
+def teacher_before_step(self: Trainer, x_l, semi: bool):
+    "Official recipe: a BN-only teacher forward where no pseudo labels are made; parameters copied in the copy epochs."
+    cfg = self.cfg
+    if self.copying_teacher(): copy_params(self.teacher, self.student)
+    if not semi and cfg.teacher_bn_warmup:  # the teacher's BN statistics come from its own train-mode forwards
+        with torch.no_grad(), self.autocast():
+            self.teacher.train()
+            self.teacher(x_l)
+
+@patch
+def teacher_after_step(self: Trainer):
+    "EMA teacher (SPEC §9): ramped decay from the first semi step (parameters only under `ema_buffers=False`)."
+    cfg = self.cfg
+    if self.step >= self.warm_step:  # every method (the supervised baseline is compared teacher to teacher)
+        if self.copying_teacher(): copy_params(self.teacher, self.student)  # the authors' code aliases them
+        else: ema_update(self.teacher, self.student, ema_decay_at(self.step, self.warm_step, cfg.ema_decay), cfg.ema_buffers)
+    elif cfg.ema_buffers: ema_update(self.teacher, self.student, 0.0)  # paper: the teacher follows the warm-up student
+    if self.world > 1: _broadcast_buffers(self.teacher)
 
 # %% ../nbs/07_trainer.ipynb #81ac796e
+@patch
 def sup_loss(self: Trainer, out: dict, y: torch.Tensor) -> torch.Tensor:
     "Cross-entropy (or OHEM) of the student's logits against the labels, plus the auxiliary head's term."
     size = y.shape[-2:]
     crit = (lambda lg: ohem_ce(lg, y, 0.7, 100000, self.ignore)) if self.cfg.ohem else \
            (lambda lg: F.cross_entropy(lg.float(), y, ignore_index=self.ignore))
-    loss = crit(upsample(out["pred"], size))
-    if self.cfg.aux_weight and "aux" in out: loss = loss + self.cfg.aux_weight * crit(upsample(out["aux"], size))
+    loss = crit(self.up(out["pred"], size))
+    if self.cfg.aux_weight and "aux" in out: loss = loss + self.cfg.aux_weight * crit(self.up(out["aux"], size))
     return loss
 
+@patch
 def _finite(self: Trainer, terms: dict) -> bool:
     flags = torch.stack([(~torch.isfinite(v.detach())).any() for v in terms.values()]).float()
     if self.world > 1: dist.all_reduce(flags, op=dist.ReduceOp.MAX)  # every rank skips the same steps
@@ -456,12 +634,15 @@ def _finite(self: Trainer, terms: dict) -> bool:
                                  f"{self.step}: stopped; the last good checkpoint is {self.ckpt_path}")
     return False
 
+@patch
 def state(self: Trainer) -> dict:
     return {"config": dataclasses.asdict(self.cfg), "step": self.step, "student": self.student.state_dict(),
             "teacher": self.teacher.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(), "bank": self.bank.state_dict() if self.bank is not None else None,
-            "skipped": self.skipped, "contra_steps": self.contra_steps, "seconds": self.seconds, "torch_rng": torch.get_rng_state()}
+            "skipped": self.skipped, "contra_steps": self.contra_steps, "seconds": self.seconds, "torch_rng": torch.get_rng_state(),
+            "paper_evals": self.paper_evals}
 
+@patch
 def save_checkpoint(self: Trainer):
     "Write the checkpoint atomically (a temporary file in the run dir, then a rename), on rank 0."
     if self.is_main:
@@ -471,6 +652,7 @@ def save_checkpoint(self: Trainer):
         os.replace(tmp, self.ckpt_path)
     if self.world > 1: dist.barrier()
 
+@patch
 def load_checkpoint(self: Trainer, ck: dict):
     "Restore a checkpoint dict (tensors on the CPU are copied to the run's device by `load_state_dict`)."
     self.student.load_state_dict(ck["student"]); self.teacher.load_state_dict(ck["teacher"])
@@ -478,10 +660,11 @@ def load_checkpoint(self: Trainer, ck: dict):
     if self.bank is not None: self.bank.load_state_dict(ck["bank"])
     self.step, self.skipped, self.contra_steps, self.seconds = ck["step"], ck["skipped"], ck["contra_steps"], ck["seconds"]
     torch.set_rng_state(ck["torch_rng"])
+    self.paper_evals = ck.get("paper_evals", [])
 
-for f in (sup_loss, _finite, state, save_checkpoint, load_checkpoint): setattr(Trainer, f.__name__, f)
 
 # %% ../nbs/07_trainer.ipynb #509e249f
+@patch
 def fit(self: Trainer) -> dict:
     "Train to the end of the schedule, evaluate, write metrics.json and figures; returns the metrics."
     from tqdm.auto import tqdm
@@ -522,8 +705,16 @@ def fit(self: Trainer) -> dict:
                 if tb is not None:
                     for k, v in vals.items(): tb.add_scalar(f"loss/{k}", v, self.step - 1)
                 bar.update(1); bar.set_postfix({k: f"{v:.3f}" for k, v in vals.items()} | ({"bank": "full"} if full else {}))
+            if cfg.eval_paper and self.step % self.iters_per_epoch == 0:  # the authors' per-epoch protocol
+                r = self.paper_eval()
+                if main and not self.quiet:
+                    bar.write(f"epoch {r['epoch']}: " + ", ".join(f"{k} {r[k]:.2f}" for k in ("student", "teacher") if k in r)
+                              + " (centre crops)" * bool(cfg.eval_centre_crop))
+                    if tb is not None:
+                        for k in ("student", "teacher"):
+                            if k in r: tb.add_scalar(f"val_paper/miou_{k}", r[k], self.step)
             if cfg.eval_every and self.step % (cfg.eval_every * self.iters_per_epoch) == 0 and self.step < end:
-                r = evaluate(self.teacher, self._val_loader(), self.n_classes, self.device, self._eval_crop(), self.amp_dtype)
+                r = self.evaluate(self.teacher)
                 if main:
                     bar.write(f"epoch {self.step // self.iters_per_epoch}: teacher mIoU {r['miou']:.2f}")
                     if tb is not None: tb.add_scalar("val/miou_teacher", r["miou"], self.step)
@@ -544,6 +735,7 @@ def fit(self: Trainer) -> dict:
         if log is not None: log.close()
     return self.finish()
 
+@patch
 def _reduce(self: Trainer, vals: dict) -> dict:
     "Loss terms averaged over the ranks, as floats."
     if self.world > 1 and vals:
@@ -552,6 +744,7 @@ def _reduce(self: Trainer, vals: dict) -> dict:
         vals = dict(zip(vals, t))
     return {k: float(v) for k, v in vals.items()}
 
+@patch
 def _agree(self: Trainer, flag: int) -> int:
     "A stop signal seen by any rank stops every rank after the same step."
     if self.world == 1: return flag
@@ -569,26 +762,53 @@ def _tensorboard(run_dir):
     except Exception: return None  # tensorboard not installed: the CSV log remains
     return SummaryWriter(str(run_dir / "tb"))
 
+@patch
 def _val_loader(self: Trainer):
     "The validation images of this rank (every `world`-th one; the confusion matrices are summed)."
     ds = torch.utils.data.Subset(self.val, range(self.rank, len(self.val), self.world)) if self.world > 1 else self.val
     return DataLoader(ds, batch_size=self.cfg.eval_batch_size, num_workers=self.cfg.num_workers)
 
+@patch
 def _eval_crop(self: Trainer):
     return self.cfg.crop if self.cfg.dataset == "cityscapes" else None
 
+@patch
+def evaluate(self: Trainer, model, centre_crop_size: int = 0) -> dict:
+    "Score `model` on this rank's share of val: whole images (a sliding window for Cityscapes) or centre crops."
+    return evaluate(model, self._val_loader(), self.n_classes, self.device, None if centre_crop_size else self._eval_crop(),
+                    self.amp_dtype, self.cfg.align_corners, centre_crop_size)
+
+@patch
+def paper_eval(self: Trainer) -> dict:
+    "The authors' protocol at the end of an epoch: the student, and after the warm-up the teacher, on centre crops."
+    r = {"epoch": self.step // self.iters_per_epoch, "step": self.step,
+         "student": self.evaluate(self.student, self.cfg.eval_centre_crop)["miou"]}
+    if self.step > self.warm_step: r["teacher"] = self.evaluate(self.teacher, self.cfg.eval_centre_crop)["miou"]
+    self.paper_evals.append(r)
+    return r
+
+def paper_protocol(evals: list[dict], centre_crop: int) -> dict | None:
+    "Best over epochs of max(student, teacher): the number the authors' code reports. Optimistic: val picks the epoch."
+    if not evals: return None
+    best = max(evals, key=lambda r: max(r.get("teacher", -1.0), r["student"]))
+    model = "teacher" if best.get("teacher", -1.0) >= best["student"] else "student"
+    return {"miou": best[model], "epoch": best["epoch"], "model": model, "centre_crop": centre_crop,
+            "per_epoch": evals, "note": "optimistic: best epoch of max(student, teacher), chosen on val itself"}
+
+@patch
 def finish(self: Trainer) -> dict:
     "Evaluate student and teacher on val; write metrics.json and the figures."
     cfg = self.cfg
-    ev = {name: evaluate(m, self._val_loader(), self.n_classes, self.device, self._eval_crop(), self.amp_dtype)
-          for name, m in [("student", self.student), ("teacher", self.teacher)]}
+    ev = {name: self.evaluate(m) for name, m in [("student", self.student), ("teacher", self.teacher)]}
     names = list(self.classes)
     metrics = {"miou": ev["teacher"]["miou"], "miou_teacher": ev["teacher"]["miou"], "miou_student": ev["student"]["miou"],
                "per_class_iou": dict(zip(names, ev["teacher"]["iou"])),
                "per_class_iou_student": dict(zip(names, ev["student"]["iou"])),
                "seconds": round(self.seconds, 1), "steps": self.step, "total_steps": self.total_steps,
-               "skipped_steps": self.skipped, "contra_steps": self.contra_steps, "device": str(self.device), "torch": torch.__version__,
-               "world_size": self.world, **dataclasses.asdict(cfg)}
+               "skipped_steps": self.skipped, "contra_steps": self.contra_steps,
+               "paper_protocol": paper_protocol(self.paper_evals, cfg.eval_centre_crop),
+               **dataclasses.asdict(cfg), "device": str(self.device), "precision": cfg.amp, "threads": torch.get_num_threads(),
+               "torch": torch.__version__, "world_size": self.world}
     if self.world > 1: metrics["replica_checksums"] = self._replica_checksums()
     if not self.is_main: return metrics
     (self.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
@@ -599,6 +819,7 @@ def finish(self: Trainer) -> dict:
         if self.bank is not None and self.bank.is_full(): density_figure(self, self.run_dir / "density.png")
     return metrics
 
+@patch
 def _replica_checksums(self: Trainer) -> list[str]:
     "One digest per rank of the student, the teacher and the bank: equal digests mean identical replicas."
     import hashlib
@@ -610,4 +831,3 @@ def _replica_checksums(self: Trainer) -> list[str]:
     dist.all_gather_object(out, h.hexdigest())
     return out
 
-for f in (fit, _reduce, _agree, _val_loader, _eval_crop, finish, _replica_checksums): setattr(Trainer, f.__name__, f)
