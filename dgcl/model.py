@@ -6,15 +6,19 @@
 from __future__ import annotations
 
 import copy
+import os
 import time
 
 import timm
 import torch
 import torch.nn.functional as F
+from timm.models import FeatureListNet
+from timm.models.resnet import Bottleneck, ResNet
 from torch import nn
 
 # %% auto #0
-__all__ = ['upsample', 'ConvBNReLU', 'ASPP', 'timm_backbone', 'ProjectionHead', 'DeepLabV3Plus', 'param_groups', 'build_model',
+__all__ = ['MULTI_GRID', 'BACKBONES', 'upsample', 'ConvBNReLU', 'ASPP', 'apply_multi_grid', 'u2pl_backbone', 'load_weights',
+           'load_u2pl_resnet', 'timm_backbone', 'ProjectionHead', 'DeepLabV3Plus', 'param_groups', 'build_model',
            'step_time']
 
 # %% ../nbs/09_model.ipynb #40ee1c02
@@ -49,12 +53,95 @@ class ASPP(nn.Module):
         outs.append(self.pool(x).expand(-1, -1, h, w))  # B,out_ch,1,1 broadcast to B,out_ch,h,w
         return self.project(torch.cat(outs, 1))  # B,out_ch,h,w
 
+# %% ../nbs/09_model.ipynb #6cddf2fc
+MULTI_GRID = (2, 2, 4)  # U2PL's `_make_layer(..., multi_grid=True)`: one factor per block of layer4
+
+BACKBONES = {  # named backbones that timm does not have, in the style of timm's `default_cfgs`
+    "resnet101_u2pl": dict(layers=(3, 4, 23, 3), stem_width=64, stem_type="deep", pool_ceil_mode=True,
+                           multi_grid=MULTI_GRID, weights="U2PL's ImageNet resnet101.pth, via load_u2pl_resnet",
+                           doc="the ResNet-101 of U2PL and DGCL: deep stem 64-64-128, ceil-mode max-pool (SPEC §12)"),
+    "resnet50_u2pl": dict(layers=(3, 4, 6, 3), stem_width=64, stem_type="deep", pool_ceil_mode=True,
+                          multi_grid=MULTI_GRID, weights="a deep-stem resnet50.pth in U2PL's layout",
+                          doc="the same network at ResNet-50 depth (U2PL's resnet50)"),
+}
+
+def apply_multi_grid(stage: nn.Module | None, # the last ResNet stage (`layer4`), timm Bottleneck blocks
+                     grid=MULTI_GRID, # one factor per block
+                     name: str = "backbone", # named in the error message
+                    ) -> nn.Module: # the same stage, changed in place
+    "Multiply the dilation (and the 'same' padding) of each block's 3×3 conv by `grid[i]`: U2PL's multi-grid rule."
+    blocks = list(stage) if isinstance(stage, nn.Sequential) else []
+    if len(blocks) != len(grid) or not all(isinstance(b, Bottleneck) for b in blocks):
+        has = (f"{len(blocks)} blocks ({'/'.join(sorted({type(b).__name__ for b in blocks}))})" if blocks
+               else "no such stage")
+        raise ValueError(f"multi_grid=True needs a last stage layer4 of {len(grid)} ResNet bottleneck blocks; backbone "
+                         f"{name!r} has {has}: use a ResNet-50/101/152 (or resnet101_u2pl) or multi_grid=False")
+    for b, g in zip(blocks, grid):
+        d = b.conv2.dilation[0] * g  # block 0's base: the previous stage's dilation, as in U2PL
+        b.conv2.dilation, b.conv2.padding = (d, d), (d, d)
+    return stage
+
+def u2pl_backbone(name: str = "resnet101_u2pl", # a key of `BACKBONES`
+                  output_stride: int = 16, # 16: layer4 dilated (VOC); 8: layers 3 and 4 dilated (Cityscapes)
+                  multi_grid: bool = False, # layer4's dilations × (2, 2, 4), as both of the authors' configs
+                 ) -> nn.Module: # a timm FeatureListNet returning [layer1 (stride 4), layer3, layer4]
+    "The authors' deep-stem ResNet (SPEC §12) as a timm feature extractor with U2PL's parameter names."
+    if name not in BACKBONES: raise ValueError(f"unknown backbone {name!r}: BACKBONES has {', '.join(BACKBONES)}")
+    if output_stride not in (8, 16, 32): raise ValueError(f"output_stride={output_stride!r}: use 8, 16 or 32")
+    cfg = BACKBONES[name]
+    net = ResNet(Bottleneck, list(cfg["layers"]), stem_width=cfg["stem_width"], stem_type=cfg["stem_type"],
+                 output_stride=output_stride, zero_init_last=False)
+    net.maxpool = nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=cfg["pool_ceil_mode"])  # timm's has ceil_mode=False
+    if multi_grid: apply_multi_grid(net.layer4, cfg["multi_grid"], name)
+    return FeatureListNet(net, out_indices=(1, 3, 4))  # index 0 is the stem; fc and global pool are dropped
+
+# %% ../nbs/09_model.ipynb #3b20bb0f
+def _state_dict_of(src, where: str) -> dict:
+    "The tensors of `src` (a path or a state dict), unwrapped from 'state_dict'/'model' and stripped of 'module.'."
+    if isinstance(src, (str, os.PathLike)):
+        if not os.path.isfile(src): raise ValueError(f"pretrained weights file {os.fspath(src)!r} not found")
+        src = torch.load(src, map_location="cpu", weights_only=True)
+    if isinstance(src, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(src.get(key), dict): src = src[key]; break
+    if not isinstance(src, dict) or not src or not all(isinstance(v, torch.Tensor) for v in src.values()):
+        found = f"keys {list(src)[:5]}" if isinstance(src, dict) else type(src).__name__
+        raise ValueError(f"{where}: not a state dict of tensors (found {found})")
+    if all(k.startswith("module.") for k in src): src = {k[7:]: v for k, v in src.items()}  # saved from DataParallel
+    return src
+
+def load_weights(module: nn.Module, # the backbone (any module)
+                 src, # path to a .pth file or a state dict; may sit under 'state_dict'/'model', keys may start 'module.'
+                 ignore: tuple = (), # prefixes of file keys to skip (a classification head)
+                ) -> nn.Module: # `module`, loaded
+    "Load `src` into `module` tensor by tensor; an unmatched key (either side) or shape is one ValueError line."
+    where = f"weights {os.fspath(src)!r}" if isinstance(src, (str, os.PathLike)) else "weights"
+    state = {k: v for k, v in _state_dict_of(src, where).items() if not k.startswith(tuple(ignore))}
+    own = module.state_dict()
+    extra = [k for k in state if k not in own]
+    if extra:
+        raise ValueError(f"{where}: key {extra[0]!r} has no counterpart in the backbone ({len(extra)} unmatched in all)")
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]  # older files lack that one
+    if missing:
+        raise ValueError(f"{where}: backbone key {missing[0]!r} is missing from the file ({len(missing)} missing in all)")
+    for k, v in state.items():
+        if v.shape != own[k].shape:
+            raise ValueError(f"{where}: {k!r} has shape {tuple(v.shape)} in the file, {tuple(own[k].shape)} in the model")
+    module.load_state_dict(state, strict=False)  # all checked above: only num_batches_tracked may keep its value
+    return module
+
+def load_u2pl_resnet(backbone: nn.Module, # a `u2pl_backbone` (any output stride, with or without multi-grid)
+                     src, # U2PL's resnet101.pth: its path or its state dict
+                    ) -> nn.Module: # `backbone`, loaded
+    "Load U2PL's deep-stem ImageNet ResNet (`conv1.0/1/3/4/6`, `bn1`, `layer1..4`; `fc.*` ignored) into `backbone`."
+    return load_weights(backbone, src, ignore=("fc.",))
+
 # %% ../nbs/09_model.ipynb #de62b860
 def _stage_layout(name: str, output_stride: int) -> tuple[list[int], list[int]]:
     "Channels and reductions of every feature stage of timm model `name`, read from a weight-free (meta) copy."
     if not timm.is_model(name):
         raise ValueError(f"unknown backbone {name!r}: use a timm CNN name such as resnet18, resnet50, resnet101 "
-                         "(see timm.list_models())")
+                         f"(see timm.list_models()) or one of BACKBONES ({', '.join(BACKBONES)})")
     try:
         with torch.device("meta"):
             info = timm.create_model(name, features_only=True, output_stride=output_stride, pretrained=False).feature_info
@@ -64,11 +151,25 @@ def _stage_layout(name: str, output_stride: int) -> tuple[list[int], list[int]]:
                          f"{output_stride}: {type(e).__name__}: {msg}") from None
     return info.channels(), info.reduction()
 
-def timm_backbone(name: str = "resnet18", # any timm CNN name (a pretrained tag such as 'resnet50.a1_in1k' is fine)
+def _head_keys(name: str, features: nn.Module) -> tuple[str, ...]:
+    "Keys of timm model `name`'s full state dict that its feature extractor `features` lacks (classifier, head convs)."
+    with torch.device("meta"): full = timm.create_model(name, pretrained=False).state_dict()
+    return tuple(sorted(set(full) - set(features.state_dict())))
+
+def timm_backbone(name: str = "resnet18", # a timm CNN (a tag as in 'resnet50.a1_in1k' is fine) or a key of BACKBONES
                   output_stride: int = 8, # 8, 16 or 32: later stages are dilated instead of strided
-                  pretrained: bool = False, # load timm's ImageNet weights (needs them downloaded or cached)
+                  pretrained: bool | str = False, # True: timm's ImageNet weights (downloaded or cached); a path: a file
+                  multi_grid: bool = False, # layer4's 3×3 dilations × (2, 2, 4): `apply_multi_grid`
                  ) -> nn.Module: # returns [low (stride 4), third (before last), last] feature maps
-    "A timm feature extractor returning the stride-4, the second-to-last and the last stage of `name`, in that order."
+    "A feature extractor returning the stride-4, the second-to-last and the last stage of `name`, in that order."
+    if not isinstance(pretrained, (bool, str, os.PathLike)):
+        raise ValueError(f"pretrained={pretrained!r}: use True (timm's weights), False or the path of a weights file")
+    if name in BACKBONES:
+        if pretrained is True:
+            raise ValueError(f"backbone {name!r} has no timm weights: pass pretrained='/path/to/resnet101.pth' "
+                             "(U2PL's ImageNet file) or pretrained=False")
+        bb = u2pl_backbone(name, output_stride, multi_grid)
+        return bb if pretrained is False else load_u2pl_resnet(bb, pretrained)
     chans, reds = _stage_layout(name, output_stride)
     if 4 not in reds:
         raise ValueError(f"backbone {name!r} has no stage at reduction 4 (its stages are at {reds}): DeepLabV3+ needs "
@@ -77,8 +178,11 @@ def timm_backbone(name: str = "resnet18", # any timm CNN name (a pretrained tag 
         raise ValueError(f"backbone {name!r} does not reach output_stride={output_stride} (its stages are at {reds})")
     low, last = reds.index(4), len(reds) - 1
     third = max(last - 1, low)  # may coincide with `low` on very shallow networks: then two maps come back
-    return timm.create_model(name, features_only=True, output_stride=output_stride, pretrained=pretrained,
-                             out_indices=tuple(sorted({low, third, last})))
+    bb = timm.create_model(name, features_only=True, output_stride=output_stride, pretrained=pretrained is True,
+                           out_indices=tuple(sorted({low, third, last})))
+    if multi_grid: apply_multi_grid(getattr(bb, "layer4", None), MULTI_GRID, name)
+    if not isinstance(pretrained, bool): load_weights(bb, pretrained, ignore=_head_keys(name, bb))  # timm's layout
+    return bb
 
 def _pick(feats: list) -> tuple:
     "(low, third, last) from the 2 or 3 maps a `timm_backbone` returns."
@@ -94,17 +198,18 @@ class ProjectionHead(nn.Sequential):
 class DeepLabV3Plus(nn.Module):
     "DeepLabV3+ on a timm CNN; `forward` returns `pred`, `fts`, `rep` at 1/4 resolution (and `aux` logits if `aux`)."
     def __init__(self, n_classes: int, # number of classes C (21 VOC, 19 Cityscapes)
-                 backbone: str = "resnet18", # any timm CNN; resnet101 in the paper
+                 backbone: str = "resnet18", # any timm CNN or a key of BACKBONES; resnet101_u2pl in the paper
                  output_stride: int = 8, # stride of the last backbone stage
                  dilations=(6, 12, 18), # ASPP dilations
                  head_dim: int = 256, # channels D of ASPP and of `fts`
                  proj_dim: int = 256, # channels P of `rep`
                  low_dim: int = 48, # channels the stride-4 features are projected to
-                 pretrained: bool = False, # timm ImageNet weights for the backbone
+                 pretrained: bool | str = False, # True: timm's ImageNet weights; a path: a file (timm_backbone)
                  aux: bool = False, # add the auxiliary head on the stage before the last
-                 dropout: float = 0.1):
+                 dropout: float = 0.1,
+                 multi_grid: bool = False): # layer4 dilations × (2, 2, 4), as U2PL (ResNet bottleneck backbones)
         super().__init__()
-        self.backbone = timm_backbone(backbone, output_stride, pretrained)
+        self.backbone = timm_backbone(backbone, output_stride, pretrained, multi_grid)
         low_ch, third_ch, last_ch = _pick(self.backbone.feature_info.channels())
         self.aspp = ASPP(last_ch, head_dim, dilations, dropout)
         self.low_proj = ConvBNReLU(low_ch, low_dim, 1)
@@ -149,14 +254,15 @@ def param_groups(model: nn.Module, # a `DeepLabV3Plus` (anything with a `.backbo
 
 # %% ../nbs/09_model.ipynb #33cc5159
 def build_model(n_classes: int, # number of classes
-                backbone: str = "resnet18", # any timm CNN name
-                output_stride: int = 8, # 8 in the paper
+                backbone: str = "resnet18", # any timm CNN name or a key of BACKBONES ('resnet101_u2pl')
+                output_stride: int = 8, # the authors: 16 on VOC, 8 on Cityscapes
                 dataset: str | None = None, # 'pascal', 'cityscapes' or None
-                pretrained: bool = False, # timm ImageNet weights
+                pretrained: bool | str = False, # True: timm's ImageNet weights; a path: a weights file
                 head_dim: int = 256, # channels of `fts`
                 proj_dim: int = 256, # channels of `rep`
                 dilations=None, # ASPP dilations; None: the dataset's
                 aux: bool | None = None, # auxiliary head; None: only for Cityscapes
+                multi_grid: bool = False, # layer4 dilations × (2, 2, 4) (the authors, on both datasets)
                 **kwargs, # passed on to `DeepLabV3Plus` (low_dim, dropout)
                ) -> DeepLabV3Plus:
     "DeepLabV3+ with the dataset's ASPP dilations (12/24/36 and an auxiliary head for Cityscapes, else 6/12/18)."
@@ -164,7 +270,7 @@ def build_model(n_classes: int, # number of classes
     if dilations is None: dilations = (12, 24, 36) if city else (6, 12, 18)
     if aux is None: aux = city
     return DeepLabV3Plus(n_classes, backbone, output_stride, tuple(dilations), head_dim, proj_dim,
-                         pretrained=pretrained, aux=aux, **kwargs)
+                         pretrained=pretrained, aux=aux, multi_grid=multi_grid, **kwargs)
 
 # %% ../nbs/09_model.ipynb #aad08f8b
 def step_time(model: nn.Module, # student; a deep copy serves as teacher
