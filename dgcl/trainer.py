@@ -41,17 +41,17 @@ OPTIMIZERS = ("sgd", "adamw")
 
 RECIPES = {  # what belongs to a dataset (SPEC §9, §12); `embedded` is sized for a 2-core CPU
     "pascal": dict(recipe="official", split=366, crop=513, batch_size=4, epochs=80, sup_only_epochs=1, lr=0.001,
-                   head_lr_mult=10.0, backbone="resnet101", ohem=False, aux_weight=0.0, memory_size=10000,
+                   head_lr_mult=10.0, backbone="resnet101_u2pl", multi_grid=True, ohem=False, aux_weight=0.0, memory_size=10000,
                    memory_per_update=1000, output_stride=16, eval_batch_size=1, head_dim=256, proj_dim=256,
                    scale_min=0.5, scale_max=2.0, hflip=True, optimizer="sgd", split_bn=False, amp="fp16",
                    eval_centre_crop=513),
     "cityscapes": dict(recipe="official", split=372, crop=800, batch_size=2, epochs=200, sup_only_epochs=10, lr=0.01,
-                       head_lr_mult=1.0, backbone="resnet101", ohem=True, aux_weight=0.4, memory_size=10000,
+                       head_lr_mult=1.0, backbone="resnet101_u2pl", multi_grid=True, ohem=True, aux_weight=0.4, memory_size=10000,
                        memory_per_update=1000, output_stride=8, eval_batch_size=1, head_dim=256, proj_dim=256,
                        scale_min=0.5, scale_max=2.0, hflip=True, optimizer="sgd", split_bn=False, amp="fp16",
                        eval_centre_crop=800),
     "embedded": dict(recipe="paper", split=48, crop=48, batch_size=8, epochs=5, sup_only_epochs=1, optimizer="adamw",
-                     lr=0.001, head_lr_mult=1.0, backbone="resnet10t", ohem=False, aux_weight=0.0, memory_size=2000,
+                     lr=0.001, head_lr_mult=1.0, backbone="resnet10t", multi_grid=False, ohem=False, aux_weight=0.0, memory_size=2000,
                      memory_per_update=500, output_stride=8, eval_batch_size=50, head_dim=128, proj_dim=128,
                      scale_min=0.75, scale_max=1.25, hflip=False, split_bn=True, amp="none", eval_centre_crop=0),
 }
@@ -90,9 +90,10 @@ class Config:
     memory_size: int | None = None  # N entries per class
     memory_per_update: int | None = None  # N_memo
     memory_dtype: str = "float32"  # 'float32' | 'bfloat16' | 'float16' storage of the bank
-    backbone: str | None = None  # any timm CNN
-    pretrained: bool = False  # timm weights (needs them on disk or a download)
+    backbone: str | None = None  # any timm CNN, or 'resnet101_u2pl' (the authors' deep-stem ResNet-101, `BACKBONES`)
+    pretrained: str = ""  # ImageNet weights: '' none | 'timm' (timm's, on disk or downloaded) | a file, e.g. resnet101.pth
     output_stride: int | None = None
+    multi_grid: bool | None = None  # last stage's dilations × (2, 2, 4) (the authors' VOC and Cityscapes networks)
     head_dim: int | None = None  # channels of fts (D): 256 in the paper
     proj_dim: int | None = None  # channels of rep (P): 256 in the paper
     epochs: int | None = None
@@ -190,6 +191,8 @@ class Config:
             ("lr", self.lr > 0, "> 0"), ("head_lr_mult", self.head_lr_mult > 0, "> 0"),
             ("ema_decay", 0 <= self.ema_decay < 1, "0 ≤ ema_decay < 1"), ("cutmix_p", 0 <= self.cutmix_p <= 1, "0..1"),
             ("output_stride", self.output_stride in (8, 16, 32), "8, 16 or 32"),
+            ("pretrained", self.pretrained in ("", "timm") or Path(self.pretrained).is_file(),
+             "'' (none), 'timm' or the path of an existing weights file"),
             ("head_dim", self.head_dim >= 1, "≥ 1"), ("proj_dim", self.proj_dim >= 1, "≥ 1"),
             ("amp", self.amp in ("bf16", "fp16", "none"), "none, bf16 or fp16"),
             ("num_workers", self.num_workers >= 0, "≥ 0"), ("ckpt_every", self.ckpt_every >= 1, "≥ 1"),
@@ -383,8 +386,10 @@ class Trainer:
         self.skip_classes = cfg.skipped()  # the recipe's anchor classes to skip (SPEC §7, §12)
         self._build_data()
         torch.manual_seed(cfg.seed)
+        pretrained = {"": False, "timm": True}.get(cfg.pretrained, cfg.pretrained)  # or a file's path
         self.student = build_model(self.n_classes, cfg.backbone, output_stride=cfg.output_stride, dataset=cfg.dataset,
-                                   pretrained=cfg.pretrained, head_dim=cfg.head_dim, proj_dim=cfg.proj_dim).to(self.device)
+                                   pretrained=pretrained, head_dim=cfg.head_dim, proj_dim=cfg.proj_dim,
+                                   multi_grid=cfg.multi_grid).to(self.device)
         if self.world > 1 and self.device.type == "cuda":  # SyncBatchNorm runs on GPUs only
             self.student = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.student)
         self.teacher = copy.deepcopy(self.student).requires_grad_(False)
