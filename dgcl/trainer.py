@@ -23,6 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .data import DataError, SegDataset, check_dataset, cutmix, cutmix_masks, dataset_info, make_embedded, split_lists
+from .data import IGNORE_INDEX, folder_dataset, folder_lists, resolve_skip, write_folder_lists
 from .entropy import alpha_t, beta_t, drop_uncertain, pixel_entropy, progress
 from .loss import dgcl_loss
 from .memory import MemoryBank
@@ -36,7 +37,7 @@ __all__ = ['METHODS', 'DATASETS', 'OPTIMIZERS', 'RECIPES', 'Config', 'ema_update
 
 # %% ../nbs/07_trainer.ipynb #26863268
 METHODS = ("supervised", "selftrain", "dgcl")
-DATASETS = ("embedded", "pascal", "cityscapes")
+DATASETS = ("embedded", "pascal", "cityscapes", "folder")
 OPTIMIZERS = ("sgd", "adamw")
 
 RECIPES = {  # SPEC §9; `embedded` is sized for a 2-core CPU
@@ -53,6 +54,11 @@ RECIPES = {  # SPEC §9; `embedded` is sized for a 2-core CPU
                      backbone="resnet10t", ohem=False, aux_weight=0.0, memory_size=2000, memory_per_update=500,
                      output_stride=8, eval_batch_size=50, head_dim=128, proj_dim=128, scale_min=0.75, scale_max=1.25,
                      hflip=False, split_bn=True),
+    "folder": dict(split=0, crop=321, batch_size=4, epochs=40, sup_only_epochs=2, optimizer="adamw", lr=0.001,
+                   head_lr_mult=1.0,  # your own images (split 0: all): a from-scratch start; with --pretrained, sgd
+                   backbone="resnet50", ohem=False, aux_weight=0.0, memory_size=5000, memory_per_update=500,
+                   output_stride=16, eval_batch_size=1, head_dim=256, proj_dim=256, scale_min=0.5, scale_max=2.0,
+                   hflip=True, split_bn=False),
 }
 
 @dataclass
@@ -111,6 +117,11 @@ class Config:
     run_dir: str = ""  # '' → runs/<dataset>-<method>-n<split>-seed<seed>
     resume: bool = False  # continue from the checkpoint in run_dir
     figures: bool = True
+    skip_classes: str = "auto"  # classes never used as anchors: 'auto' (the dataset's), 'none', or e.g. '0,3'
+    background: bool = False  # folder: class 0 is a background class ('auto' then skips it as anchor)
+    ignore_index: int = 255  # folder: the mask value that means "ignore"
+    label_map: str = ""  # folder: mask value → class renaming, e.g. '255:1' for binary masks saved as 0/255
+    val_fraction: float = 0.2  # folder without split lists: share of the images with a mask held out for validation
 
     def resolved(self) -> "Config":
         "A copy with every `None` replaced by the dataset's recipe, validated."
@@ -135,7 +146,8 @@ class Config:
             ("memory_size", self.memory_size >= self.memory_per_update,
              f"≥ memory_per_update ({self.memory_per_update})"),
             ("memory_dtype", self.memory_dtype in ("float32", "bfloat16", "float16"), "float32, bfloat16 or float16"),
-            ("split", self.split >= 1, "≥ 1"),
+            ("split", self.split >= 1 or (self.dataset == "folder" and self.split == 0),
+             "≥ 1" + (", or 0 for every image with a mask" if self.dataset == "folder" else "")),
             ("epochs", self.epochs >= 1, "≥ 1"), ("sup_only_epochs", 0 <= self.sup_only_epochs <= self.epochs,
                                                  f"0..epochs ({self.epochs})"),
             ("batch_size", self.batch_size >= (2 if self.method != "supervised" else 1),
@@ -340,16 +352,31 @@ class Trainer:
 
     def _build_data(self):
         cfg = self.cfg
+        if cfg.dataset != "folder" and (cfg.ignore_index != IGNORE_INDEX or cfg.label_map or cfg.background):
+            raise ValueError(f"ignore_index, label_map and background are options of dataset=folder: {cfg.dataset} "
+                             f"labels ignore {IGNORE_INDEX} and its background class is known")
         root = cfg.data_root or (str(make_embedded(seed=0)) if cfg.dataset == "embedded" else "")
         if not root: raise ValueError(f"data_root is empty: dataset={cfg.dataset} needs the folder that holds it")
-        self.data_root = root
-        lab, unl, val = split_lists(cfg.dataset, root, cfg.split)
-        check_dataset(cfg.dataset, root, {"train_l": lab, "train_u": unl, "val": val})
+        self.data_root, self.new_split, extra = root, None, {}
+        if cfg.dataset == "folder":  # classes, mask table and split lists come from the folder (08_data)
+            fd = folder_dataset(root, cfg.ignore_index, cfg.label_map)
+            mine = self.run_dir / "splits"  # a resumed run keeps the split it generated
+            lab, unl, val, made = folder_lists(fd, cfg.split, cfg.seed, cfg.val_fraction, mine if cfg.resume and
+                                               not (fd.root / "splits").is_dir() and (mine / "val.txt").is_file() else None)
+            if not unl and cfg.method != "supervised":
+                raise DataError(f"no unlabelled images in {root}: every image is labelled or held out; add images "
+                                f"without a mask, lower split, or train method=supervised")
+            self.n_classes, self.classes, self.skip_classes = fd.n_classes, fd.classes, ((0,) if cfg.background else ())
+            self.new_split, extra = ((lab, unl, val) if made else None), dict(folder=fd)
+        else:
+            lab, unl, val = split_lists(cfg.dataset, root, cfg.split)
+            check_dataset(cfg.dataset, root, {"train_l": lab, "train_u": unl, "val": val})
+        self.skip_classes = resolve_skip(cfg.skip_classes, self.n_classes, self.skip_classes)
         self.labelled = SegDataset(cfg.dataset, root, lab, "train_l", crop=cfg.crop, seed=cfg.seed,
-                                   scale=(cfg.scale_min, cfg.scale_max), hflip=cfg.hflip)
+                                   scale=(cfg.scale_min, cfg.scale_max), hflip=cfg.hflip, **extra)
         self.unlabelled = SegDataset(cfg.dataset, root, unl, "train_u", crop=cfg.crop, seed=cfg.seed + 7919,
-                                     scale=(cfg.scale_min, cfg.scale_max), hflip=cfg.hflip)
-        self.val = SegDataset(cfg.dataset, root, val, "val")
+                                     scale=(cfg.scale_min, cfg.scale_max), hflip=cfg.hflip, **extra)
+        self.val = SegDataset(cfg.dataset, root, val, "val", **extra)
 
     def loaders(self, start_step: int):
         "Labelled and unlabelled loaders positioned at `start_step` (see `StreamSampler`)."
@@ -491,6 +518,11 @@ def fit(self: Trainer) -> dict:
     if main:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
+        if getattr(self, "new_split", None) and self.step == 0:  # a folder dataset's generated split
+            d = write_folder_lists(self.run_dir / "splits", *self.new_split)
+            if not self.quiet: print(f"split of {self.data_root} generated (seed {cfg.seed}): "
+                                     f"{', '.join(f'{len(l)} {k}' for k, l in zip(('labelled', 'unlabelled', 'val'), self.new_split))}; "
+                                     f"lists written to {d}")
         if self.step == 0 or not log_path.exists(): log_path.write_text("step,epoch,lr,sup,unsup,contra,bank_full\n")
         else:  # drop log rows past the checkpoint: those steps run again
             rows = log_path.read_text().splitlines()
@@ -575,7 +607,7 @@ def _val_loader(self: Trainer):
     return DataLoader(ds, batch_size=self.cfg.eval_batch_size, num_workers=self.cfg.num_workers)
 
 def _eval_crop(self: Trainer):
-    return self.cfg.crop if self.cfg.dataset == "cityscapes" else None
+    return self.cfg.crop if self.cfg.dataset in ("cityscapes", "folder") else None
 
 def finish(self: Trainer) -> dict:
     "Evaluate student and teacher on val; write metrics.json and the figures."
