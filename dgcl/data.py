@@ -25,7 +25,7 @@ __all__ = ['IGNORE_INDEX', 'EMBEDDED_CLASSES', 'VOC_CLASSES', 'CITYSCAPES_CLASSE
            'SPLIT_FILES', 'DataError', 'dataset_info', 'default_cache', 'make_embedded', 'palette', 'colorize',
            'split_lists', 'sample_paths', 'check_label', 'read_image', 'read_label', 'sample_seed', 'normalize',
            'train_transform', 'SegDataset', 'check_dataset', 'cutmix_masks', 'cutmix', 'parse_label_map', 'FolderData',
-           'folder_dataset', 'make_horses', 'folder_lists', 'write_folder_lists', 'resolve_skip']
+           'folder_dataset', 'make_horses', 'folder_lists', 'write_folder_lists', 'check_batchable', 'resolve_skip']
 
 # %% ../nbs/08_data.ipynb #4682e626
 class DataError(ValueError):
@@ -457,6 +457,7 @@ class FolderData:
     masked: list[str] # those that have a mask
     classes: list[str] # class names (classes.txt, else 'class 0', 'class 1', …)
     lut: np.ndarray # 256 int16: mask value → class index, 255 ignored, -1 not allowed
+    sizes: dict = None # image name → (width, height)
     @property
     def n_classes(self) -> int: return len(self.classes)
     def image_path(self, name: str) -> Path: return self.root / "images" / name
@@ -513,7 +514,8 @@ def folder_dataset(root, # the dataset folder
     idir, mdir = root / "images", root / "masks"
     if not idir.is_dir():
         raise DataError(f"folder dataset {root} has no images/ folder: expected images/*.jpg|jpeg|png and masks/<stem>.png")
-    images = sorted(p.name for p in idir.iterdir() if p.is_file() and p.suffix.lower() in FOLDER_EXTS)
+    images = sorted(p.name for p in idir.iterdir()
+                    if p.is_file() and p.suffix.lower() in FOLDER_EXTS and not p.name.startswith("."))
     if not images: raise DataError(f"no images (*.jpg, *.jpeg, *.png) in {idir}")
     stems = {}
     for n in images:
@@ -532,12 +534,12 @@ def folder_dataset(root, # the dataset folder
         classes = [l.strip() for l in (root / "classes.txt").read_text().splitlines() if l.strip()]
         if not 2 <= len(classes) <= 255:
             raise DataError(f"{root / 'classes.txt'} lists {len(classes)} classes: allowed is 2..255")
-    fd = FolderData(root, images, masked, classes or [], _lut(lmap, ignore_index))
+    fd = FolderData(root, images, masked, classes or [], _lut(lmap, ignore_index), {})
     present = {}  # mask name → raw values it holds
     for n in images:
         ip = fd.image_path(n)
         try:
-            with Image.open(ip) as im: size = im.size
+            with Image.open(ip) as im: size = fd.sizes[n] = im.size
         except Exception as e: raise DataError(f"image {ip} is unreadable or corrupt ({type(e).__name__}: {e})") from None
         if n not in masked: continue
         mp = fd.mask_path(n)
@@ -665,6 +667,13 @@ def write_folder_lists(folder, labelled: list[str], unlabelled: list[str], val: 
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     for f, names in zip(SPLIT_FILES, (labelled, unlabelled, val)): (folder / f).write_text("".join(n + "\n" for n in names))
     return folder
+
+def check_batchable(fd: FolderData, names: list[str], batch_size: int, what: str = "eval_batch_size"):
+    "Images of different sizes cannot share a batch: a `DataError` naming two sizes when `batch_size` > 1."
+    sizes = sorted({fd.sizes[n] for n in names})
+    if batch_size > 1 and len(sizes) > 1:
+        raise DataError(f"{what}={batch_size} needs images of one size, but those of {fd.root} have {len(sizes)} sizes "
+                        f"(e.g. {sizes[0][0]}×{sizes[0][1]} and {sizes[-1][0]}×{sizes[-1][1]}): use {what} 1")
 
 # %% ../nbs/08_data.ipynb #0066450d
 def resolve_skip(spec: str, # 'auto', 'none' or comma-separated class indices

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from .data import (DataError, SegDataset, check_dataset, colorize, dataset_info, folder_dataset, folder_lists,
-                       make_embedded, normalize, palette, read_image, split_lists)
+from .data import (DataError, SegDataset, check_batchable, check_dataset, colorize, dataset_info, folder_dataset,
+                       folder_lists, make_embedded, normalize, palette, read_image, split_lists)
 from .model import build_model, upsample
 from .splits import IMAGE_EXTS
 from .trainer import RECIPES, Config, Trainer, evaluate, slide_logits
@@ -174,6 +174,7 @@ def eval_checkpoint(checkpoint, # RUN/checkpoint.pt
     m = TTA(net, scales, flip) if tta else net
     bs = batch_size or cfg.eval_batch_size
     if bs < 1: raise ValueError(f"batch_size={bs} is out of range: allowed is ≥ 1")
+    if cfg.dataset == "folder": check_batchable(ds.folder, ds.names, bs, "batch_size")
     crop = eval_crop(cfg)
     r = evaluate(m, DataLoader(ds, batch_size=bs, num_workers=0), n, dev, crop, amp_dtype(cfg, dev))
     conf = r["confusion"]

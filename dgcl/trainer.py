@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .data import DataError, SegDataset, check_dataset, cutmix, cutmix_masks, dataset_info, make_embedded, split_lists
-from .data import IGNORE_INDEX, folder_dataset, folder_lists, resolve_skip, write_folder_lists
+from .data import IGNORE_INDEX, check_batchable, folder_dataset, folder_lists, resolve_skip, write_folder_lists
 from .entropy import alpha_t, beta_t, drop_uncertain, pixel_entropy, progress
 from .loss import dgcl_loss
 from .memory import MemoryBank
@@ -366,6 +366,7 @@ class Trainer:
             if not unl and cfg.method != "supervised":
                 raise DataError(f"no unlabelled images in {root}: every image is labelled or held out; add images "
                                 f"without a mask, lower split, or train method=supervised")
+            check_batchable(fd, val, cfg.eval_batch_size)
             self.n_classes, self.classes, self.skip_classes = fd.n_classes, fd.classes, ((0,) if cfg.background else ())
             self.new_split, extra = ((lab, unl, val) if made else None), dict(folder=fd)
         else:

@@ -66,6 +66,7 @@ def nothing(r): pass
     (nothing, ["--skip_classes", "0,1"], "skips every class"),
     (nothing, ["--split", "-1"], "split=-1 is out of range: allowed is ≥ 1, or 0 for every image with a mask"),
     (nothing, ["--label_map", "255-1"], "label_map='255-1' is not understood"),
+    (nothing, ["--eval_batch_size", "2"], "eval_batch_size=2 needs images of one size"),
 ])
 def test_bad_folder(capsys, horses, tmp_path, tweak, args, expected):
     root = copy(horses, tmp_path)
