@@ -458,10 +458,15 @@ class FolderData:
     classes: list[str] # class names (classes.txt, else 'class 0', 'class 1', …)
     lut: np.ndarray # 256 int16: mask value → class index, 255 ignored, -1 not allowed
     sizes: dict = None # image name → (width, height)
+    present: dict = None # image name with a mask → the classes its mask holds
     @property
     def n_classes(self) -> int: return len(self.classes)
     def image_path(self, name: str) -> Path: return self.root / "images" / name
     def mask_path(self, name: str) -> Path: return self.root / "masks" / f"{Path(name).stem}.png"
+    def absent_classes(self, names: list[str]) -> list[int]:
+        "Classes that no mask of `names` holds."
+        seen = set().union(*(self.present[n] for n in names))
+        return [c for c in range(self.n_classes) if c not in seen]
 
     def mask_values(self, raw: np.ndarray, path) -> np.ndarray:
         "Raw mask (H×W) → class indices (uint8, 255 ignored); a value that is no class is a `DataError` naming it."
@@ -569,6 +574,7 @@ def folder_dataset(root, # the dataset folder
         bad = v[(m < 0) | ((m >= fd.n_classes) & (m != IGNORE_INDEX))]
         if len(bad): raise DataError(f"mask {fd.mask_path(n)} holds values {_fmt(bad[:10].tolist())} that are no class: "
                                      f"{_allowed(fd)}")
+    fd.present = {n: frozenset(int(c) for c in fd.lut[v] if c != IGNORE_INDEX) for n, v in present.items()}
     return fd
 
 # %% ../nbs/08_data.ipynb #49ae8b60

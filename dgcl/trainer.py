@@ -367,6 +367,9 @@ class Trainer:
                 raise DataError(f"no unlabelled images in {root}: every image is labelled or held out; add images "
                                 f"without a mask, lower split, or train method=supervised")
             check_batchable(fd, val, cfg.eval_batch_size)
+            if cfg.method == "dgcl" and fd.absent_classes(lab):
+                warnings.warn(f"class {fd.absent_classes(lab)[0]} is in no labelled mask of {root}: the memory bank fills "
+                              "only from pseudo labels, and L_contra starts when every class's bank is full")
             self.n_classes, self.classes, self.skip_classes = fd.n_classes, fd.classes, ((0,) if cfg.background else ())
             self.new_split, extra = ((lab, unl, val) if made else None), dict(folder=fd)
         else:
