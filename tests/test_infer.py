@@ -72,10 +72,11 @@ def test_eval_equals_metrics_folder(folder_run, capsys):
 
 def test_eval_tta_and_other_splits(folder_run, tmp_path, capsys):
     run, data = folder_run
-    assert eval_main(["--checkpoint", str(run / "checkpoint.pt"), "--scales", "0.75", "1", "1.25", "--flip",
+    assert eval_main(["--checkpoint", str(run / "checkpoint.pt"), "--scales", "0.5", "1", "--flip",
                       "--split", "all", "--out", str(tmp_path)]) == 0
     ev = json.loads((tmp_path / "eval.json").read_text())
-    assert ev["images"] == 10 and ev["flip"] and ev["scales"] == [0.75, 1.0, 1.25]
+    assert ev["images"] == 10 and ev["flip"] and ev["scales"] == [0.5, 1.0]
+    assert "TTA scales 0.5 1.0 + flip" in capsys.readouterr().out
 
 
 def test_predict(folder_run, tmp_path, capsys):
