@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +21,11 @@ from torch.utils.data import Dataset
 from .splits import get_split, get_val, make_split, write_split
 
 # %% auto #0
-__all__ = ['IGNORE_INDEX', 'EMBEDDED_CLASSES', 'VOC_CLASSES', 'CITYSCAPES_CLASSES', 'MEAN', 'STD', 'MODES', 'DataError',
-           'dataset_info', 'default_cache', 'make_embedded', 'palette', 'colorize', 'split_lists', 'sample_paths',
-           'check_label', 'read_image', 'read_label', 'sample_seed', 'normalize', 'train_transform', 'SegDataset',
-           'check_dataset', 'cutmix_masks', 'cutmix']
+__all__ = ['IGNORE_INDEX', 'EMBEDDED_CLASSES', 'VOC_CLASSES', 'CITYSCAPES_CLASSES', 'MEAN', 'STD', 'MODES', 'FOLDER_EXTS',
+           'SPLIT_FILES', 'DataError', 'dataset_info', 'default_cache', 'make_embedded', 'palette', 'colorize',
+           'split_lists', 'sample_paths', 'check_label', 'read_image', 'read_label', 'sample_seed', 'normalize',
+           'train_transform', 'SegDataset', 'check_dataset', 'cutmix_masks', 'cutmix', 'parse_label_map', 'FolderData',
+           'folder_dataset', 'make_horses', 'folder_lists', 'write_folder_lists', 'check_batchable', 'resolve_skip']
 
 # %% ../nbs/08_data.ipynb #4682e626
 class DataError(ValueError):
@@ -38,9 +40,10 @@ VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "
 CITYSCAPES_CLASSES = ["road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
                       "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle",
                       "bicycle"]
-_INFO = {"embedded": (EMBEDDED_CLASSES, (0,)), "pascal": (VOC_CLASSES, (0,)), "cityscapes": (CITYSCAPES_CLASSES, ())}
+_INFO = {"embedded": (EMBEDDED_CLASSES, (0,)), "pascal": (VOC_CLASSES, (0,)), "cityscapes": (CITYSCAPES_CLASSES, ()),
+         "folder": ([], ())}  # a folder dataset's classes are read from the folder: `folder_dataset`
 
-def dataset_info(dataset: str, # 'embedded', 'pascal' or 'cityscapes'
+def dataset_info(dataset: str, # 'embedded', 'pascal', 'cityscapes' or 'folder' (classes: see `folder_dataset`)
                 ) -> dict: # n_classes, ignore_index, classes, skip_classes
     "Class names, class count, ignore index and the classes the contrastive loss skips for `dataset`."
     if dataset not in _INFO:
@@ -231,6 +234,7 @@ def split_lists(dataset: str, # 'embedded', 'pascal' or 'cityscapes'
 def sample_paths(dataset: str, root, name: str) -> tuple[Path, Path]:
     "(image, label) paths of sample `name`: VOC layout for pascal/embedded, `leftImg8bit`/`gtFine` for Cityscapes."
     root = Path(root)
+    if dataset == "folder": return root / "images" / name, root / "masks" / f"{Path(name).stem}.png"
     if dataset == "cityscapes":
         lab = name.replace("leftImg8bit/", "gtFine/").replace("_leftImg8bit.png", "_gtFine_labelTrainIds.png")
         return root / name, root / lab
@@ -309,7 +313,7 @@ MODES = ("train_l", "train_u", "val")
 
 class SegDataset(Dataset):
     "Images (and labels) of one split of `dataset` under `root`, augmented reproducibly from `(seed, epoch, index)`."
-    def __init__(self, dataset: str, # 'embedded', 'pascal' or 'cityscapes'
+    def __init__(self, dataset: str, # 'embedded', 'pascal', 'cityscapes' or 'folder'
                  root, # dataset folder
                  names: list[str], # sample names (see `split_lists`)
                  mode: str, # 'train_l', 'train_u' or 'val'
@@ -317,8 +321,11 @@ class SegDataset(Dataset):
                  scale=(0.5, 2.0), # random rescaling range of the training modes
                  seed: int = 0, # seed of the augmentation
                  hflip: bool = True, # random horizontal flips in the training modes
+                 folder: FolderData | None = None, # dataset 'folder': what `folder_dataset` read (classes, mask table)
                 ):
-        self.n_classes = dataset_info(dataset)["n_classes"]
+        if dataset == "folder" and folder is None: raise ValueError("dataset 'folder' needs folder=folder_dataset(root)")
+        self.folder = folder
+        self.n_classes = folder.n_classes if folder is not None else dataset_info(dataset)["n_classes"]
         if mode not in MODES: raise ValueError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
         if mode != "val" and (crop is None or crop < 1):
             raise ValueError(f"mode {mode!r} needs a positive crop size, got {crop!r}")
@@ -338,7 +345,7 @@ class SegDataset(Dataset):
         img = read_image(ip)
         if self.mode == "train_u": lab = np.zeros((img.size[1], img.size[0]), np.uint8)
         else:
-            lab = read_label(lp, self.n_classes)
+            lab = self.folder.read_mask(self.names[i]) if self.folder is not None else read_label(lp, self.n_classes)
             if lab.shape != (img.size[1], img.size[0]):
                 raise DataError(f"label image {lp} is {lab.shape[1]}×{lab.shape[0]} but its image is "
                                 f"{img.size[0]}×{img.size[1]}")
@@ -425,3 +432,277 @@ def cutmix(x: torch.Tensor, # B×C×H×W images
         m = masks.view(B, *([1] * (t.dim() - 3)), *masks.shape[1:])
         return torch.where(m, t.roll(-1, dims=0), t)
     return tuple(mix(t) for t in (x, *others))
+
+# %% ../nbs/08_data.ipynb #2b1730fe
+FOLDER_EXTS = (".jpg", ".jpeg", ".png")
+
+def parse_label_map(spec: str, # 'src:class' pairs separated by commas, e.g. '255:1' or '1:0,2:1'
+                   ) -> dict[int, int]: # mask value -> class index (255: ignored)
+    "Parse `label_map`; every value must be a byte (0..255)."
+    out = {}
+    for part in filter(None, (p.strip() for p in str(spec or "").split(","))):
+        try: a, b = (int(v) for v in part.split(":"))
+        except ValueError: a = b = -1
+        if not (0 <= a <= 255 and 0 <= b <= 255):
+            raise DataError(f"label_map={spec!r} is not understood at {part!r}: write mask_value:class pairs (0..255) "
+                            "separated by commas, e.g. 255:1")
+        out[a] = b
+    return out
+
+def _lut(label_map: dict, ignore_index: int) -> np.ndarray:
+    "256-entry table mask value → class index (255 ignored, -1 for a value that means nothing: 255 when another is ignored)."
+    lut = np.arange(256, dtype=np.int16)
+    if ignore_index != IGNORE_INDEX: lut[IGNORE_INDEX] = -1
+    lut[ignore_index] = IGNORE_INDEX
+    for a, b in label_map.items(): lut[a] = b
+    return lut
+
+@dataclass(eq=False)
+class FolderData:
+    "What `folder_dataset` found under a folder dataset's root (picklable: data loader workers receive it)."
+    root: Path # the dataset folder
+    images: list[str] # image file names under images/, sorted
+    masked: list[str] # those that have a mask
+    classes: list[str] # class names (classes.txt, else 'class 0', 'class 1', …)
+    lut: np.ndarray # 256 int16: mask value → class index, 255 ignored, -1 not allowed
+    sizes: dict = None # image name → (width, height)
+    present: dict = None # image name with a mask → the classes its mask holds
+    @property
+    def n_classes(self) -> int: return len(self.classes)
+    def image_path(self, name: str) -> Path: return self.root / "images" / name
+    def mask_path(self, name: str) -> Path: return self.root / "masks" / f"{Path(name).stem}.png"
+    def absent_classes(self, names: list[str]) -> list[int]:
+        "Classes that no mask of `names` holds."
+        seen = set().union(*(self.present[n] for n in names))
+        return [c for c in range(self.n_classes) if c not in seen]
+
+    def mask_values(self, raw: np.ndarray, path) -> np.ndarray:
+        "Raw mask (H×W) → class indices (uint8, 255 ignored); a value that is no class is a `DataError` naming it."
+        raw = _raw_mask(raw, path)
+        present = np.flatnonzero(np.bincount(raw.ravel(), minlength=256))
+        mapped = self.lut[present]
+        bad = present[(mapped < 0) | ((mapped >= self.n_classes) & (mapped != IGNORE_INDEX))]
+        if len(bad): raise DataError(f"mask {path} holds values {_fmt(bad[:10].tolist())} that are no class: "
+                                     f"{_allowed(self)}")
+        return self.lut[raw].astype(np.uint8)
+
+    def read_mask(self, name: str) -> np.ndarray:
+        "The checked class-index mask of image `name` (H×W uint8)."
+        p = self.mask_path(name)
+        try:
+            with Image.open(p) as im: raw = np.array(im)
+        except FileNotFoundError: raise DataError(f"mask {p} does not exist") from None
+        except Exception as e: raise DataError(f"mask {p} is unreadable or corrupt ({type(e).__name__}: {e})") from None
+        return self.mask_values(raw, p)
+
+def _raw_mask(raw: np.ndarray, path) -> np.ndarray:
+    "A mask as read from its PNG → H×W uint8; a colour image or values beyond a byte are a `DataError`."
+    if raw.ndim != 2:
+        raise DataError(f"mask {path} has shape {raw.shape}: expected one channel of class indices (a grayscale or "
+                        "palette PNG, not RGB colours)")
+    if raw.dtype != np.uint8:
+        if raw.size and (raw.min() < 0 or raw.max() > 255):
+            raise DataError(f"mask {path} holds values up to {int(raw.max())}: expected class indices below 255 and the "
+                            "ignore value")
+        raw = raw.astype(np.uint8)
+    return raw
+
+def _allowed(fd) -> str:
+    ign = [int(v) for v in np.flatnonzero(fd.lut == IGNORE_INDEX)]
+    return (f"classes are 0..{fd.n_classes - 1} ({'classes.txt' if (fd.root / 'classes.txt').is_file() else 'from the masks'}), "
+            f"ignored is {', '.join(map(str, ign))}")
+
+# %% ../nbs/08_data.ipynb #ae56cc2b
+def folder_dataset(root, # the dataset folder
+                   ignore_index: int = IGNORE_INDEX, # mask value that means "ignore this pixel"
+                   label_map: str | dict = "", # mask value → class renaming, e.g. '255:1' (see `parse_label_map`)
+                   n_classes: int | None = None, # class count if known (a model's); None: classes.txt, else the masks
+                  ) -> FolderData:
+    "Scan and check a folder dataset: every image readable, every mask readable, of its image's size, holding classes."
+    root = Path(root).expanduser() if root else None
+    if root is None or not root.is_dir():
+        raise DataError(f"data_root {str(root or '')!r} does not exist or is not a folder (dataset=folder)")
+    if not 0 <= ignore_index <= 255: raise DataError(f"ignore_index={ignore_index} is out of range: allowed is 0..255")
+    lmap = label_map if isinstance(label_map, dict) else parse_label_map(label_map)
+    idir, mdir = root / "images", root / "masks"
+    if not idir.is_dir():
+        raise DataError(f"folder dataset {root} has no images/ folder: expected images/*.jpg|jpeg|png and masks/<stem>.png")
+    images = sorted(p.name for p in idir.iterdir()
+                    if p.is_file() and p.suffix.lower() in FOLDER_EXTS and not p.name.startswith("."))
+    if not images: raise DataError(f"no images (*.jpg, *.jpeg, *.png) in {idir}")
+    stems = {}
+    for n in images:
+        if Path(n).stem in stems:
+            raise DataError(f"images {idir / stems[Path(n).stem]} and {idir / n} share the stem {Path(n).stem!r}: "
+                            "one mask name cannot belong to both")
+        stems[Path(n).stem] = n
+    masks = sorted(p for p in mdir.iterdir() if p.is_file() and not p.name.startswith(".")) if mdir.is_dir() else []
+    for p in masks:
+        if p.suffix.lower() != ".png":
+            raise DataError(f"mask {p} is not a PNG: masks are lossless PNG images of class indices")
+        if p.stem not in stems: raise DataError(f"mask {p} has no image {idir / p.stem}.jpg|jpeg|png")
+    masked = sorted(stems[p.stem] for p in masks)
+    classes = None
+    if (root / "classes.txt").is_file():
+        classes = [l.strip() for l in (root / "classes.txt").read_text().splitlines() if l.strip()]
+        if not 2 <= len(classes) <= 255:
+            raise DataError(f"{root / 'classes.txt'} lists {len(classes)} classes: allowed is 2..255")
+    fd = FolderData(root, images, masked, classes or [], _lut(lmap, ignore_index), {})
+    present = {}  # mask name → raw values it holds
+    for n in images:
+        ip = fd.image_path(n)
+        try:
+            with Image.open(ip) as im: size = fd.sizes[n] = im.size
+        except Exception as e: raise DataError(f"image {ip} is unreadable or corrupt ({type(e).__name__}: {e})") from None
+        if n not in masked: continue
+        mp = fd.mask_path(n)
+        try:
+            with Image.open(mp) as im: raw = _raw_mask(np.array(im), mp)
+        except DataError: raise
+        except Exception as e: raise DataError(f"mask {mp} is unreadable or corrupt ({type(e).__name__}: {e})") from None
+        if raw.shape != (size[1], size[0]):
+            raise DataError(f"mask {mp} is {raw.shape[1]}×{raw.shape[0]} but its image {ip} is {size[0]}×{size[1]}")
+        present[n] = np.flatnonzero(np.bincount(raw.ravel(), minlength=256))
+    values = sorted(set().union(*(map(int, v) for v in present.values())))
+    if values == [0, IGNORE_INDEX] and IGNORE_INDEX == ignore_index and IGNORE_INDEX not in lmap:
+        raise DataError(f"the masks under {mdir} hold only 0 and 255, and 255 means 'ignore': no pixel would be "
+                        "foreground; if 255 marks the foreground of a binary task pass label_map='255:1' (--label_map 255:1)")
+    if n_classes is not None and classes and len(classes) != n_classes:
+        raise DataError(f"{root / 'classes.txt'} lists {len(classes)} classes but the model has {n_classes}")
+    if classes: fd.classes = classes
+    elif n_classes is not None: fd.classes = [f"class {c}" for c in range(n_classes)]
+    else:
+        mapped = [int(fd.lut[v]) for v in values if 0 <= fd.lut[v] < IGNORE_INDEX]
+        if not mapped or max(mapped) < 1:
+            raise DataError(f"the masks under {mdir} hold {'no class' if not mapped else 'only class 0'} "
+                            f"(values {_fmt(values)}): a segmentation needs at least 2 classes; write classes.txt or fix the masks")
+        fd.classes = [f"class {c}" for c in range(max(mapped) + 1)]
+    for n, v in present.items():  # every mask holds classes only (one line naming the first that does not)
+        m = fd.lut[v]
+        bad = v[(m < 0) | ((m >= fd.n_classes) & (m != IGNORE_INDEX))]
+        if len(bad): raise DataError(f"mask {fd.mask_path(n)} holds values {_fmt(bad[:10].tolist())} that are no class: "
+                                     f"{_allowed(fd)}")
+    fd.present = {n: frozenset(int(c) for c in fd.lut[v] if c != IGNORE_INDEX) for n, v in present.items()}
+    return fd
+
+# %% ../nbs/08_data.ipynb #49ae8b60
+def make_horses(root, # the folder to write (must not exist yet, or be empty)
+                n_masked: int = 24, # images with a mask (the labelled pool and the validation images)
+                n_unlabelled: int = 16, # images without a mask
+                sizes=(40, 80), # side lengths are drawn from this range, independently
+                seed: int = 0,
+                mask_values=(0, 1), # what background/horse are written as: (0, 255) gives the classic 0/255 masks
+                classes: bool = True, # write classes.txt ('background', 'horse')
+               ) -> Path:
+    "Write a binary folder dataset of horse silhouettes pasted on photographs; return `root`."
+    import skimage.data
+    root = Path(root)
+    if root.exists() and any(root.iterdir()): raise DataError(f"make_horses: {root} exists and is not empty")
+    (root / "images").mkdir(parents=True); (root / "masks").mkdir()
+    rng = np.random.default_rng(seed)
+    horse = ~np.asarray(skimage.data.horse(), dtype=bool)  # True on the horse (the file stores it in black)
+    ys, xs = np.nonzero(horse)
+    horse = horse[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    photos = _photos()
+    for i in range(n_masked + n_unlabelled):
+        w, h = (int(v) for v in rng.integers(sizes[0], sizes[1] + 1, 2))
+        img = _background(rng, photos, max(w, h))[:h, :w]
+        s = rng.uniform(0.5, 0.9)
+        hw, hh = max(4, int(w * s)), max(4, int(min(h * s, w * s * horse.shape[0] / horse.shape[1])))
+        sil = np.asarray(Image.fromarray(horse).resize((hw, hh), Image.NEAREST))
+        y, x = int(rng.integers(0, h - hh + 1)), int(rng.integers(0, w - hw + 1))
+        colour = rng.uniform(20, 110, 3)
+        texture = rng.normal(0, 12, (hh, hw, 1))
+        region = img[y:y + hh, x:x + hw]
+        region[sil] = np.clip(colour + texture, 0, 255)[sil]
+        label = np.full((h, w), mask_values[0], np.uint8)
+        label[y:y + hh, x:x + hw][sil] = mask_values[1]
+        name = f"horse_{i:03d}" + (".png" if i % 5 == 4 else ".jpg")
+        im = Image.fromarray(np.clip(img + 0.5, 0, 255).astype(np.uint8))
+        im.save(root / "images" / name, **({"quality": 95} if name.endswith(".jpg") else {}))
+        if i < n_masked: Image.fromarray(label).save(root / "masks" / f"{Path(name).stem}.png")
+    if classes: (root / "classes.txt").write_text("background\nhorse\n")
+    return root
+
+# %% ../nbs/08_data.ipynb #daae4b6b
+SPLIT_FILES = ("labelled.txt", "unlabelled.txt", "val.txt")
+
+def _resolve(fd: FolderData, path: Path, entries: list[str], need_mask: bool) -> list[str]:
+    by_stem = {Path(n).stem: n for n in fd.images}
+    out = []
+    for e in entries:
+        n = e if e in fd.images else by_stem.get(Path(e).stem if Path(e).suffix.lower() in FOLDER_EXTS else e)
+        if n is None: raise DataError(f"split list {path} names {e!r}, which is not an image under {fd.root / 'images'}")
+        if need_mask and n not in fd.masked: raise DataError(f"split list {path} names {e!r}, which has no mask {fd.mask_path(n)}")
+        out.append(n)
+    return out
+
+def folder_lists(fd: FolderData, # from `folder_dataset`
+                 n_labelled: int = 0, # labelled count; 0: every image with a mask that is not held out
+                 seed: int = 0, # seed of the generated split
+                 val_fraction: float = 0.2, # share of the images with a mask held out for validation (generated split)
+                 splits_dir=None, # where lists are read from; None: `<root>/splits` when it exists
+                ) -> tuple[list[str], list[str], list[str], bool]: # labelled, unlabelled, val, generated?
+    "The (labelled, unlabelled, val) image names of a folder dataset: its own lists, or a seeded split."
+    sd = Path(splits_dir) if splits_dir is not None else fd.root / "splits"
+    if sd.is_dir() and any((sd / f).is_file() for f in SPLIT_FILES):
+        for f in ("labelled.txt", "val.txt"):
+            if not (sd / f).is_file(): raise DataError(f"split folder {sd} has no {f}: it needs labelled.txt and val.txt "
+                                                       "(unlabelled.txt is optional)")
+        lab = _resolve(fd, sd / "labelled.txt", _read_list(sd / "labelled.txt"), True)
+        val = _resolve(fd, sd / "val.txt", _read_list(sd / "val.txt"), True)
+        if not lab or not val: raise DataError(f"split list {sd / ('val.txt' if lab else 'labelled.txt')} is empty")
+        if set(lab) & set(val):
+            raise DataError(f"{sorted(set(lab) & set(val))[0]!r} is in both {sd / 'labelled.txt'} and {sd / 'val.txt'}")
+        if (sd / "unlabelled.txt").is_file():
+            unl = _resolve(fd, sd / "unlabelled.txt", _read_list(sd / "unlabelled.txt"), False)
+        else: unl = [n for n in fd.images if n not in set(lab) | set(val)]
+        if n_labelled not in (0, len(lab)):
+            raise DataError(f"split={n_labelled} but {sd / 'labelled.txt'} lists {len(lab)} images: pass split "
+                            f"{len(lab)} or 0 (--split {len(lab)})")
+        return lab, unl, val, False
+    if not 0 < val_fraction < 1: raise DataError(f"val_fraction={val_fraction!r} is out of range: allowed is 0 < val_fraction < 1")
+    if len(fd.masked) < 2:
+        raise DataError(f"{fd.root / 'masks'} holds {len(fd.masked)} mask(s): at least 2 are needed, one to train and one to validate")
+    n_val = min(max(1, round(val_fraction * len(fd.masked))), len(fd.masked) - 1)
+    val = make_split(fd.masked, n_val, seed)[0]
+    rest = [n for n in fd.masked if n not in set(val)]
+    n = n_labelled or len(rest)
+    if not 0 < n <= len(rest):
+        raise DataError(f"split={n_labelled} is out of range: {len(rest)} images with a mask are left for training after "
+                        f"holding out {n_val} of {len(fd.masked)} for validation (val_fraction={val_fraction}); allowed is "
+                        f"1..{len(rest)}, or 0 for all")
+    lab, extra = make_split(rest, n, seed + 1)
+    unl = sorted(extra + [n_ for n_ in fd.images if n_ not in set(fd.masked)])
+    return lab, unl, val, True
+
+def write_folder_lists(folder, labelled: list[str], unlabelled: list[str], val: list[str]) -> Path:
+    "Write `labelled.txt`, `unlabelled.txt` and `val.txt` into `folder` (the layout `folder_lists` reads)."
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    for f, names in zip(SPLIT_FILES, (labelled, unlabelled, val)): (folder / f).write_text("".join(n + "\n" for n in names))
+    return folder
+
+def check_batchable(fd: FolderData, names: list[str], batch_size: int, what: str = "eval_batch_size"):
+    "Images of different sizes cannot share a batch: a `DataError` naming two sizes when `batch_size` > 1."
+    sizes = sorted({fd.sizes[n] for n in names})
+    if batch_size > 1 and len(sizes) > 1:
+        raise DataError(f"{what}={batch_size} needs images of one size, but those of {fd.root} have {len(sizes)} sizes "
+                        f"(e.g. {sizes[0][0]}×{sizes[0][1]} and {sizes[-1][0]}×{sizes[-1][1]}): use {what} 1")
+
+# %% ../nbs/08_data.ipynb #0066450d
+def resolve_skip(spec: str, # 'auto', 'none' or comma-separated class indices
+                 n_classes: int, # class count of the dataset
+                 default: tuple[int, ...] = (), # what 'auto' means
+                ) -> tuple[int, ...]: # the skipped classes
+    "The classes never used as anchors, checked against the class count."
+    spec = str(spec).strip().lower()
+    if spec == "auto": return tuple(default)
+    if spec in ("none", ""): return ()
+    try: skip = tuple(sorted({int(v) for v in spec.split(",") if v.strip()}))
+    except ValueError: raise ValueError(f"skip_classes={spec!r} is not understood: write auto, none, or class indices "
+                                        "like 0,3") from None
+    bad = [c for c in skip if not 0 <= c < n_classes]
+    if bad: raise ValueError(f"skip_classes={spec!r} names class {bad[0]}: classes are 0..{n_classes - 1}")
+    if len(skip) >= n_classes:
+        raise ValueError(f"skip_classes={spec!r} skips every class: the contrastive loss needs at least one anchor class")
+    return skip

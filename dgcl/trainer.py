@@ -24,19 +24,20 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .data import DataError, SegDataset, check_dataset, cutmix, cutmix_masks, dataset_info, make_embedded, split_lists
+from .data import IGNORE_INDEX, check_batchable, folder_dataset, folder_lists, resolve_skip, write_folder_lists
 from .entropy import alpha_t, beta_t, drop_uncertain, pixel_entropy, progress
 from .loss import dgcl_loss
 from .memory import MemoryBank
 from .model import build_model, param_groups, upsample
 
 # %% auto #0
-__all__ = ['METHODS', 'DATASETS', 'OPTIMIZERS', 'RECIPES', 'PROCEDURES', 'SKIP_CLASSES', 'Config', 'ema_update', 'copy_params',
-           'ema_decay_at', 'poly_lr', 'make_optimizer', 'ohem_ce', 'confusion', 'iou_from_confusion', 'centre_crop',
-           'slide_logits', 'evaluate', 'StreamSampler', 'Keyed', 'Interrupted', 'Trainer', 'paper_protocol']
+__all__ = ['METHODS', 'DATASETS', 'OPTIMIZERS', 'RECIPES', 'PROCEDURES', 'Config', 'ema_update', 'copy_params', 'ema_decay_at',
+           'poly_lr', 'make_optimizer', 'ohem_ce', 'confusion', 'iou_from_confusion', 'centre_crop', 'slide_logits',
+           'evaluate', 'StreamSampler', 'Keyed', 'Interrupted', 'Trainer', 'paper_protocol']
 
 # %% ../nbs/07_trainer.ipynb #26863268
 METHODS = ("supervised", "selftrain", "dgcl")
-DATASETS = ("embedded", "pascal", "cityscapes")
+DATASETS = ("embedded", "pascal", "cityscapes", "folder")
 OPTIMIZERS = ("sgd", "adamw")
 
 RECIPES = {  # what belongs to a dataset (SPEC §9, §12); `embedded` is sized for a 2-core CPU
@@ -54,6 +55,11 @@ RECIPES = {  # what belongs to a dataset (SPEC §9, §12); `embedded` is sized f
                      lr=0.001, head_lr_mult=1.0, backbone="resnet10t", multi_grid=False, ohem=False, aux_weight=0.0, memory_size=2000,
                      memory_per_update=500, output_stride=8, eval_batch_size=50, head_dim=128, proj_dim=128,
                      scale_min=0.75, scale_max=1.25, hflip=False, split_bn=True, amp="none", eval_centre_crop=0),
+    "folder": dict(recipe="paper", split=0, crop=321, batch_size=4, epochs=40, sup_only_epochs=2, optimizer="adamw", lr=0.001,
+                   head_lr_mult=1.0,  # your own images (split 0: all): a from-scratch start; with --pretrained, sgd
+                   backbone="resnet50", ohem=False, aux_weight=0.0, memory_size=5000, memory_per_update=500,
+                   output_stride=16, eval_batch_size=1, head_dim=256, proj_dim=256, scale_min=0.5, scale_max=2.0,
+                   hflip=True, split_bn=False, multi_grid=False, amp="none", eval_centre_crop=0),
 }
 
 PROCEDURES = {  # how the authors' released code trains (SPEC §12) and what the paper's text says (SPEC §1–9)
@@ -64,10 +70,9 @@ PROCEDURES = {  # how the authors' released code trains (SPEC §12) and what the
                      cityscapes=dict(crop=769)),  # the authors' Cityscapes dataset class crops 769; 800 is eval only
     "paper": dict(clean_view=False, contra_view="mixed", contra_labels_at="image", lambda_unsup=1.0, lambda_contra=1.0,
                   n_anchors=256, unsup_norm="mean", bank_in_warmup=True, ema_buffers=True, teacher_bn_warmup=False,
-                  teacher_copy_epochs=0, skip_classes=None, cutmix_per="image", cutmix_box="aspect",
+                  teacher_copy_epochs=0, skip_classes="auto", cutmix_per="image", cutmix_box="aspect",
                   align_corners=False),
 }
-SKIP_CLASSES = {"pascal": "0", "cityscapes": "", "embedded": "0"}  # the paper's text: background 0 on VOC only
 
 @dataclass
 class Config:
@@ -136,12 +141,16 @@ class Config:
     ema_buffers: bool | None = None  # EMA also averages BN buffers (else the teacher's own train-mode forwards set them)
     teacher_bn_warmup: bool | None = None  # teacher forward (train mode) on x_l at warm-up steps: BN statistics only
     teacher_copy_epochs: int | None = None  # first N semi epochs: teacher parameters = the student's at every step
-    skip_classes: str | None = None  # classes never used as anchors, comma-separated ('' none); official '0' everywhere
+    skip_classes: str | None = None  # anchor classes skipped: 'auto' (the dataset's), 'none' or e.g. '0,3'; official '0' 
     cutmix_per: str | None = None  # one CutMix coin per 'image' | per 'batch' (official)
     cutmix_box: str | None = None  # half-area box: 'aspect' (log-uniform 1/3..3) | 'width' (width uniform in (W/2, W))
     align_corners: bool | None = None  # bilinear upsampling of logits (losses, pseudo labels, evaluation)
     eval_centre_crop: int | None = None  # paper protocol: score centre crops of this size (0: whole images)
     eval_paper: bool = True  # also score student and teacher every epoch; best of max(student, teacher) (optimistic)
+    background: bool = False  # folder: class 0 is a background class ('auto' then skips it as anchor)
+    ignore_index: int = 255  # folder: the mask value that means "ignore"
+    label_map: str = ""  # folder: mask value → class renaming, e.g. '255:1' for binary masks saved as 0/255
+    val_fraction: float = 0.2  # folder without split lists: share of the images with a mask held out for validation
 
     def resolved(self) -> "Config":
         "A copy with every `None` replaced by the recipe's value, then the dataset's, validated."
@@ -152,21 +161,16 @@ class Config:
             raise ValueError(f"recipe={recipe!r} is unknown: allowed are {', '.join(PROCEDURES)}")
         proc = {k: v for k, v in PROCEDURES[recipe].items() if k not in DATASETS}
         proc |= PROCEDURES[recipe].get(self.dataset, {})
-        if proc["skip_classes"] is None: proc["skip_classes"] = SKIP_CLASSES[self.dataset]
         values = {**RECIPES[self.dataset], **proc, "recipe": recipe}
         cfg = dataclasses.replace(self, **{k: v for k, v in values.items() if getattr(self, k) is None})
         if not cfg.run_dir: cfg.run_dir = f"runs/{cfg.dataset}-{cfg.method}-n{cfg.split}-seed{cfg.seed}"
         cfg.validate()
         return cfg
 
-    def skipped(self) -> tuple[int, ...]:
-        "The anchor classes to skip, as a tuple of ints."
-        return tuple(int(c) for c in str(self.skip_classes).replace(" ", "").split(",") if c != "")
-
     def validate(self):
         "One `ValueError` line naming the first parameter out of range and what is allowed."
         def ints(s):
-            try: return all(int(c) >= 0 for c in str(s).replace(" ", "").split(",") if c != "")
+            try: return s.strip().lower() in ("auto", "none", "") or all(int(c) >= 0 for c in s.split(",") if c.strip())
             except ValueError: return False
         checks = [
             ("method", self.method in METHODS, f"one of {', '.join(METHODS)}"),
@@ -180,7 +184,8 @@ class Config:
             ("memory_size", self.memory_size >= self.memory_per_update,
              f"≥ memory_per_update ({self.memory_per_update})"),
             ("memory_dtype", self.memory_dtype in ("float32", "bfloat16", "float16"), "float32, bfloat16 or float16"),
-            ("split", self.split >= 1, "≥ 1"),
+            ("split", self.split >= 1 or (self.dataset == "folder" and self.split == 0),
+             "≥ 1" + (", or 0 for every image with a mask" if self.dataset == "folder" else "")),
             ("epochs", self.epochs >= 1, "≥ 1"), ("sup_only_epochs", 0 <= self.sup_only_epochs <= self.epochs,
                                                  f"0..epochs ({self.epochs})"),
             ("batch_size", self.batch_size >= (2 if self.method != "supervised" else 1),
@@ -207,7 +212,7 @@ class Config:
             ("unsup_norm", self.unsup_norm in ("mean", "u2pl"), "mean or u2pl"),
             ("teacher_copy_epochs", 0 <= self.teacher_copy_epochs <= self.epochs - self.sup_only_epochs,
              f"0..epochs − sup_only_epochs ({self.epochs - self.sup_only_epochs})"),
-            ("skip_classes", ints(self.skip_classes), "comma-separated class indices such as '0' or '' (none)"),
+            ("skip_classes", ints(str(self.skip_classes)), "auto, none, or class indices such as 0,3"),
             ("cutmix_per", self.cutmix_per in ("image", "batch"), "image or batch"),
             ("cutmix_box", self.cutmix_box in ("aspect", "width"), "aspect or width"),
             ("eval_centre_crop", self.eval_centre_crop >= 0, "≥ 0 (0: whole images)"),
@@ -383,7 +388,7 @@ class Trainer:
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}[cfg.amp]
         info = dataset_info(cfg.dataset)
         self.n_classes, self.ignore, self.classes = info["n_classes"], info["ignore_index"], info["classes"]
-        self.skip_classes = cfg.skipped()  # the recipe's anchor classes to skip (SPEC §7, §12)
+        self.skip_classes = tuple(info["skip_classes"])  # 'auto': the dataset's; `_build_data` resolves the recipe's
         self._build_data()
         torch.manual_seed(cfg.seed)
         pretrained = {"": False, "timm": True}.get(cfg.pretrained, cfg.pretrained)  # or a file's path
@@ -434,16 +439,35 @@ class Trainer:
 
     def _build_data(self):
         cfg = self.cfg
+        if cfg.dataset != "folder" and (cfg.ignore_index != IGNORE_INDEX or cfg.label_map or cfg.background):
+            raise ValueError(f"ignore_index, label_map and background are options of dataset=folder: {cfg.dataset} "
+                             f"labels ignore {IGNORE_INDEX} and its background class is known")
         root = cfg.data_root or (str(make_embedded(seed=0)) if cfg.dataset == "embedded" else "")
         if not root: raise ValueError(f"data_root is empty: dataset={cfg.dataset} needs the folder that holds it")
-        self.data_root = root
-        lab, unl, val = split_lists(cfg.dataset, root, cfg.split)
-        check_dataset(cfg.dataset, root, {"train_l": lab, "train_u": unl, "val": val})
+        self.data_root, self.new_split, extra = root, None, {}
+        if cfg.dataset == "folder":  # classes, mask table and split lists come from the folder (08_data)
+            fd = folder_dataset(root, cfg.ignore_index, cfg.label_map)
+            mine = self.run_dir / "splits"  # a resumed run keeps the split it generated
+            lab, unl, val, made = folder_lists(fd, cfg.split, cfg.seed, cfg.val_fraction, mine if cfg.resume and
+                                               not (fd.root / "splits").is_dir() and (mine / "val.txt").is_file() else None)
+            if not unl and cfg.method != "supervised":
+                raise DataError(f"no unlabelled images in {root}: every image is labelled or held out; add images "
+                                f"without a mask, lower split, or train method=supervised")
+            check_batchable(fd, val, cfg.eval_batch_size)
+            if cfg.method == "dgcl" and fd.absent_classes(lab):
+                warnings.warn(f"class {fd.absent_classes(lab)[0]} is in no labelled mask of {root}: the memory bank fills "
+                              "only from pseudo labels, and L_contra starts when every class's bank is full")
+            self.n_classes, self.classes, self.skip_classes = fd.n_classes, fd.classes, ((0,) if cfg.background else ())
+            self.new_split, extra = ((lab, unl, val) if made else None), dict(folder=fd)
+        else:
+            lab, unl, val = split_lists(cfg.dataset, root, cfg.split)
+            check_dataset(cfg.dataset, root, {"train_l": lab, "train_u": unl, "val": val})
+        self.skip_classes = resolve_skip(cfg.skip_classes, self.n_classes, self.skip_classes)
         self.labelled = SegDataset(cfg.dataset, root, lab, "train_l", crop=cfg.crop, seed=cfg.seed,
-                                   scale=(cfg.scale_min, cfg.scale_max), hflip=cfg.hflip)
+                                   scale=(cfg.scale_min, cfg.scale_max), hflip=cfg.hflip, **extra)
         self.unlabelled = SegDataset(cfg.dataset, root, unl, "train_u", crop=cfg.crop, seed=cfg.seed + 7919,
-                                     scale=(cfg.scale_min, cfg.scale_max), hflip=cfg.hflip)
-        self.val = SegDataset(cfg.dataset, root, val, "val")
+                                     scale=(cfg.scale_min, cfg.scale_max), hflip=cfg.hflip, **extra)
+        self.val = SegDataset(cfg.dataset, root, val, "val", **extra)
 
     def loaders(self, start_step: int):
         "Labelled and unlabelled loaders positioned at `start_step` (see `StreamSampler`)."
@@ -679,6 +703,11 @@ def fit(self: Trainer) -> dict:
     if main:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
+        if getattr(self, "new_split", None) and self.step == 0:  # a folder dataset's generated split
+            d = write_folder_lists(self.run_dir / "splits", *self.new_split)
+            if not self.quiet: print(f"split of {self.data_root} generated (seed {cfg.seed}): "
+                                     f"{', '.join(f'{len(l)} {k}' for k, l in zip(('labelled', 'unlabelled', 'val'), self.new_split))}; "
+                                     f"lists written to {d}")
         if self.step == 0 or not log_path.exists(): log_path.write_text("step,epoch,lr,sup,unsup,contra,bank_full\n")
         else:  # drop log rows past the checkpoint: those steps run again
             rows = log_path.read_text().splitlines()
@@ -775,7 +804,7 @@ def _val_loader(self: Trainer):
 
 @patch
 def _eval_crop(self: Trainer):
-    return self.cfg.crop if self.cfg.dataset == "cityscapes" else None
+    return self.cfg.crop if self.cfg.dataset in ("cityscapes", "folder") else None
 
 @patch
 def evaluate(self: Trainer, model, centre_crop_size: int = 0) -> dict:
