@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import signal
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -423,7 +424,10 @@ class Trainer:
     def _check_run_dir(self) -> dict | None:
         "The run_dir's checkpoint to resume from (None if there is none); refuse another run's, or this run's without `resume`."
         if not self.ckpt_path.exists(): return None
-        ck = torch.load(self.ckpt_path, map_location="cpu", weights_only=False)
+        try: ck = torch.load(self.ckpt_path, map_location="cpu", weights_only=False)
+        except Exception as e:
+            raise ValueError(f"checkpoint {self.ckpt_path} cannot be read ({type(e).__name__}): it is truncated or "
+                             "corrupt; move it away to start the run afresh") from None
         theirs = ck["config"]
         mine = dataclasses.asdict(self.cfg)
         free = {"resume", "num_workers", "device", "run_dir", "ckpt_every", "figures", "eval_every", "max_steps"}
@@ -576,8 +580,10 @@ def augment(self: Trainer, x_u, pl: dict, g) -> tuple:
 @patch
 def unsup_loss(self: Trainer, logits, target) -> torch.Tensor:
     "L_unsup: cross-entropy against the pseudo labels, the mean over kept pixels; `u2pl` multiplies it by B·H·W / #kept."
-    loss = F.cross_entropy(self.up(logits, target.shape[-2:]).float(), target, ignore_index=self.ignore)
-    if self.cfg.unsup_norm == "u2pl": loss = loss * (target.numel() / (target != self.ignore).sum())
+    kept = (target != self.ignore).sum().clamp(min=1)  # no pixel kept (β_t = 100 %): a zero loss, not NaN
+    loss = F.cross_entropy(self.up(logits, target.shape[-2:]).float(), target, ignore_index=self.ignore,
+                           reduction="sum") / kept  # equal, bit for bit, to the mean over kept pixels
+    if self.cfg.unsup_norm == "u2pl": loss = loss * (target.numel() / kept)
     return loss
 
 @patch
@@ -708,7 +714,7 @@ def fit(self: Trainer) -> dict:
             if not self.quiet: print(f"split of {self.data_root} generated (seed {cfg.seed}): "
                                      f"{', '.join(f'{len(l)} {k}' for k, l in zip(('labelled', 'unlabelled', 'val'), self.new_split))}; "
                                      f"lists written to {d}")
-        if self.step == 0 or not log_path.exists(): log_path.write_text("step,epoch,lr,sup,unsup,contra,bank_full\n")
+        if self.step == 0 or not log_path.exists(): log_path.write_text("step,epoch,lr,sup,unsup,contra,bank_full,bank_emptiest\n")
         else:  # drop log rows past the checkpoint: those steps run again
             rows = log_path.read_text().splitlines()
             log_path.write_text("\n".join(rows[:1] + [r for r in rows[1:] if int(r.split(",")[0]) < self.step]) + "\n")
@@ -719,8 +725,9 @@ def fit(self: Trainer) -> dict:
     log = open(log_path, "a") if main else None
     try:
         lab_dl, unl_dl = self.loaders(self.step)
+        tty = sys.stderr.isatty()  # papermill, CI, nohup: a line a minute instead of a redraw every 0.1 s
         bar = tqdm(total=end, initial=self.step, desc=f"{cfg.method} {cfg.dataset}", disable=self.quiet or not main,
-                   dynamic_ncols=True)
+                   dynamic_ncols=True, mininterval=0.1 if tty else 60, maxinterval=10 if tty else 600)
         t0 = time.time() - self.seconds
         for (x_l, y_l), (x_u, ign_u) in zip(lab_dl, unl_dl):
             if self.step >= end: break
@@ -735,10 +742,10 @@ def fit(self: Trainer) -> dict:
             if main:
                 log.write(f"{self.step - 1},{(self.step - 1) / self.iters_per_epoch:.4f},"
                           f"{self.optimizer.param_groups[0]['lr']:.6g},{vals.get('sup', '')},{vals.get('unsup', '')},"
-                          f"{vals.get('contra', '')},{full}\n")
+                          f"{vals.get('contra', '')},{full},{self.bank_note().get('bank', '') if not full else ''}\n")
                 if tb is not None:
                     for k, v in vals.items(): tb.add_scalar(f"loss/{k}", v, self.step - 1)
-                bar.update(1); bar.set_postfix({k: f"{v:.3f}" for k, v in vals.items()} | ({"bank": "full"} if full else {}))
+                bar.update(1); bar.set_postfix({k: f"{v:.3f}" for k, v in vals.items()} | self.bank_note(), refresh=False)
             if cfg.eval_paper and self.step % self.iters_per_epoch == 0:  # the authors' per-epoch protocol
                 r = self.paper_eval()
                 if main and not self.quiet:
@@ -768,6 +775,14 @@ def fit(self: Trainer) -> dict:
         if tb is not None: tb.close()
         if log is not None: log.close()
     return self.finish()
+
+@patch
+def bank_note(self: Trainer) -> dict:
+    "What the bar says of the bank: 'full', or the emptiest class and its entries while L_contra waits for it."
+    if self.bank is None: return {}
+    if self.bank.is_full(): return {"bank": "full"}
+    c = min(range(self.n_classes), key=lambda k: self.bank._count[k])  # host mirror: no device sync
+    return {"bank": f"{str(self.classes[c]).replace(',', ';')} {self.bank._count[c]}/{self.bank.size}"}
 
 @patch
 def _reduce(self: Trainer, vals: dict) -> dict:
@@ -841,9 +856,13 @@ def finish(self: Trainer) -> dict:
                "seconds": round(self.seconds, 1), "steps": self.step, "total_steps": self.total_steps,
                "skipped_steps": self.skipped, "contra_steps": self.contra_steps,
                "paper_protocol": paper_protocol(self.paper_evals, cfg.eval_centre_crop),
+               "bank_entries": (dict(zip(names, self.bank._count)) if self.bank is not None else None),
                **dataclasses.asdict(cfg), "device": str(self.device), "precision": cfg.amp, "threads": torch.get_num_threads(),
                "torch": torch.__version__, "world_size": self.world}
     if self.world > 1: metrics["replica_checksums"] = self._replica_checksums()
+    if self.bank is not None and self.contra_steps == 0 and self.is_main:
+        warnings.warn(f"L_contra never ran: the memory bank was not full by the last step (emptiest class "
+                      f"{self.bank_note()['bank']} entries); a longer schedule or a smaller memory_size starts it")
     if not self.is_main: return metrics
     (self.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
     if cfg.figures:
