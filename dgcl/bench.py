@@ -24,9 +24,10 @@ from .memory import MemoryBank
 from .sampling import select_anchors
 
 # %% auto #0
-__all__ = ['PRESETS', 'Preset', 'make_labels', 'make_inputs', 'filled_bank', 'bank_bytes', 'project_step', 'ListBank',
-           'reference_density', 'reference_step', 'lower_bound_inputs', 'lower_bound_step', 'bf16_effect', 'bench',
-           'format_table', 'main']
+__all__ = ['PRESETS', 'STEP_KINDS', 'STEP_VARIANTS', 'FAST', 'TINY', 'Preset', 'make_labels', 'make_inputs', 'filled_bank',
+           'bank_bytes', 'project_step', 'ListBank', 'reference_density', 'reference_step', 'lower_bound_inputs',
+           'lower_bound_step', 'bf16_effect', 'bench', 'format_table', 'main', 'step_trainer', 'step_batch',
+           'run_train_step', 'loader_seconds', 'train_step_bench', 'format_step_table']
 
 # %% ../nbs/12_bench.ipynb #a7c8b775
 @dataclass(frozen=True)
@@ -341,18 +342,29 @@ def format_table(res: dict) -> str:
 
 def main(argv=None):
     "Command line: `python -m dgcl.bench --preset paper` (also the console script `dgcl-bench`)."
-    ap = argparse.ArgumentParser(prog="dgcl-bench", description="Time the DGCL step: project vs reference vs lower bound.")
-    ap.add_argument("--preset", choices=sorted(PRESETS), default="small")
-    ap.add_argument("--repeats", type=int, default=5, help="timed repeats per variant (after one warm-up)")
+    ap = argparse.ArgumentParser(prog="dgcl-bench", description="Time the DGCL step: project vs reference vs lower bound; "
+                                 "train-step: whole training steps, float32 vs the fast path; scaling: the DGCL step "
+                                 "at C classes × N bank entries.")
+    ap.add_argument("--preset", choices=sorted(PRESETS) + ["scaling", "train-step"], default="small")
+    ap.add_argument("--repeats", type=int, default=None, help="timed repeats per variant (after one warm-up); "
+                    "default 5, train-step 15, scaling 3")
+    ap.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # seconds-long settings for tests and dry runs
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="storage of the bank")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="JSON path (default runs/bench/<preset>.json)")
     a = ap.parse_args(argv)
-    if a.repeats < 1: ap.error(f"--repeats={a.repeats}: allowed is ≥ 1")
+    if a.repeats is not None and a.repeats < 1: ap.error(f"--repeats={a.repeats}: allowed is ≥ 1")
     if a.device == "cuda" and not torch.cuda.is_available(): ap.error("--device cuda: no CUDA device is available")
-    res = bench(a.preset, a.repeats, a.device, a.dtype, a.seed)
-    print(format_table(res))
+    if a.preset == "train-step":
+        res = train_step_bench(a.repeats or 15, overrides=TINY if a.tiny else None, device=a.device, seed=a.seed)
+        print(format_step_table(res))
+    elif a.preset == "scaling":
+        res = scaling_bench(a.repeats or 3, tiny=a.tiny, device=a.device, seed=a.seed)
+        print(format_scaling_table(res))
+    else:
+        res = bench(a.preset, a.repeats or 5, a.device, a.dtype, a.seed)
+        print(format_table(res))
     out = Path(a.out or f"runs/bench/{a.preset}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1))
@@ -363,3 +375,119 @@ def main(argv=None):
 #| eval: false
 if __name__ == "__main__" and "ipykernel" not in sys.modules:
     sys.exit(main())
+
+# %% ../nbs/12_bench.ipynb #b15a0002
+STEP_KINDS = ("supervised", "selftrain", "dgcl")
+STEP_VARIANTS = {  # name: (Config fields, fused optimiser)
+    "fp32": (dict(amp="none", channels_last=False), False),  # the trainer before the fast path
+    "fp32_fused": (dict(amp="none", channels_last=False), True),
+    "bf16": (dict(amp="bf16", channels_last=False), True),
+    "bf16_cl": (dict(amp="bf16", channels_last=True), True),
+}
+FAST = "bf16_cl"  # the variant `fp32_over_fast` compares with
+TINY = dict(crop=32, batch_size=2, head_dim=16, proj_dim=16, memory_size=20, memory_per_update=10, n_anchors=8,
+            n_pos=4, n_neg=16, max_pixels=50)  # seconds, for tests and dry runs
+
+def step_trainer(kind: str, # 'supervised' | 'selftrain' | 'dgcl'
+                 variant: str, # a key of STEP_VARIANTS
+                 run_dir, # an empty folder
+                 overrides: dict | None = None, # Config fields on top of the embedded recipe
+                 device: str = "cpu", seed: int = 0):
+    "A `Trainer` of the embedded recipe, positioned after the warm-up, its bank filled with random entries."
+    from dgcl.trainer import Config, Trainer, make_optimizer
+    fields, fused = STEP_VARIANTS[variant]
+    cfg = Config(method=kind, num_workers=0, figures=False, device=device, seed=seed, run_dir=str(run_dir),
+                 **{**(overrides or {}), **fields})
+    tr = Trainer(cfg, quiet=True)
+    tr.optimizer = make_optimizer(tr.student, tr.cfg, fused=fused)
+    if tr.bank is not None:  # full from the start, so that the DGCL term runs at every step
+        g = torch.Generator().manual_seed(seed)
+        n = tr.cfg.memory_size
+        for c in range(tr.n_classes):
+            tr.bank.push(c, torch.randn(n, tr.cfg.head_dim, generator=g).to(tr.device),
+                         torch.randn(n, tr.cfg.proj_dim, generator=g).to(tr.device), torch.rand(n, generator=g).to(tr.device))
+    return tr
+
+def step_batch(tr) -> tuple:
+    "One labelled and one unlabelled batch of the trainer's data, on the host: (x_l, y_l, x_u, ign_u)."
+    (x_l, y_l), (x_u, ign_u) = next(iter(zip(*tr.loaders(tr.warm_step))))
+    return x_l, y_l, x_u, ign_u
+
+def run_train_step(tr, batch: tuple) -> dict:
+    "Adapter: one `train_step` of `tr` on a host batch, at the first semi-supervised step every time."
+    tr.step = tr.warm_step if tr.cfg.method != "supervised" else 0  # same seed, same schedule point, each call
+    x_l, y_l, x_u, ign_u = (tr._to_device(t) for t in batch)
+    if tr.cfg.method == "supervised": x_u = ign_u = None
+    return tr.train_step(x_l, y_l, x_u, ign_u)
+
+def loader_seconds(tr, n: int = 10) -> float:
+    "Seconds per (labelled, unlabelled) batch pair that the trainer's loaders deliver (its `num_workers`)."
+    it = zip(*tr.loaders(tr.warm_step))
+    next(it)  # workers started
+    t0 = time.perf_counter()
+    for _ in range(n): next(it)
+    return (time.perf_counter() - t0) / n
+
+
+# %% ../nbs/12_bench.ipynb #b15a0003
+def train_step_bench(repeats: int = 15, # timed rounds (after one warm-up)
+                     variants: tuple[str, ...] = tuple(STEP_VARIANTS),
+                     kinds: tuple[str, ...] = STEP_KINDS,
+                     overrides: dict | None = None, # Config fields on top of the embedded recipe (TINY for tests)
+                     device: str = "cpu", seed: int = 0, num_workers: int = 1, log=print) -> dict:
+    "Median seconds of whole `train_step`s per variant and step kind, timed round-robin in one process."
+    import tempfile
+    load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    with tempfile.TemporaryDirectory() as tmp:
+        trs = {(v, k): step_trainer(k, v, Path(tmp) / f"{v}-{k}", overrides, device, seed) for v in variants for k in kinds}
+        semi = next((tr for (v, k), tr in trs.items() if k != "supervised"), None)
+        batch = step_batch(semi or trs[variants[0], kinds[0]])  # the same images for every variant
+        cfg = trs[variants[0], kinds[-1]].cfg
+        keys, times = list(trs), {key: [] for key in trs}
+        for r in range(repeats + 1):
+            for key in keys[r % len(keys):] + keys[:r % len(keys)]:
+                tr = trs[key]
+                _sync(tr.device); t0 = time.perf_counter()
+                run_train_step(tr, batch)
+                _sync(tr.device); dt = time.perf_counter() - t0
+                if key[1] == "dgcl" and not tr.contra_ran: raise RuntimeError("the DGCL term did not run")
+                if r > 0: times[key].append(dt)
+            log(f"  round {r}/{repeats}{' (warm-up)' if r == 0 else ''}")
+        lt = trs[variants[0], kinds[-1]]
+        lt.cfg.num_workers = num_workers
+        loader = loader_seconds(lt, 5 if overrides else 10)
+    med = {v: {k: statistics.median(times[v, k]) for k in kinds} for v in variants}
+    fast = FAST if FAST in variants else variants[-1]
+    base = "fp32" if "fp32" in variants else variants[0]
+    return dict(
+        preset="train-step", recipe="embedded", overrides=overrides or {}, device=str(lt.device), repeats=repeats, seed=seed,
+        threads=torch.get_num_threads(), torch=torch.__version__, cpu_flags_bf16=_bf16_flags(),
+        network=dict(backbone=cfg.backbone, crop=cfg.crop, batch_size=cfg.batch_size, split_bn=cfg.split_bn,
+                     memory_size=cfg.memory_size, head_dim=cfg.head_dim),
+        variants={v: dict(**STEP_VARIANTS[v][0], fused_optimizer=STEP_VARIANTS[v][1]) for v in variants},
+        kinds=list(kinds), fast=fast, baseline=base,
+        median_s=med, all_s={v: {k: times[v, k] for k in kinds} for v in variants},
+        fp32_over_fast={k: med[base][k] / med[fast][k] for k in kinds},
+        fp32_over={v: {k: med[base][k] / med[v][k] for k in kinds} for v in variants},
+        loader=dict(num_workers=num_workers, seconds_per_batch_pair=loader),
+        load_avg_before=load0, load_avg_after=os.getloadavg()[0] if hasattr(os, "getloadavg") else None)
+
+def _bf16_flags() -> list[str]:
+    from dgcl.trainer import _cpu_flags
+    return sorted(f for f in _cpu_flags() if "bf16" in f or "amx" in f)
+
+def format_step_table(res: dict) -> str:
+    "The train-step medians as a printable table (ms), with the ratio to the float32 path."
+    n, base = res["network"], res["baseline"]
+    lines = [f"train_step, embedded recipe ({n['backbone']}, crop {n['crop']}, batch {n['batch_size']}+{n['batch_size']}, "
+             f"bank {n['memory_size']}/class), {res['device']}, {res['threads']} threads, median of {res['repeats']}",
+             f"{'variant':<12}" + "".join(f"{k + ' ms':>16}{'×':>7}" for k in res["kinds"])]
+    for v, row in res["median_s"].items():
+        lines.append(f"{v:<12}" + "".join(f"{row[k] * 1e3:>16.0f}{res['fp32_over'][v][k]:>7.2f}" for k in res["kinds"]))
+    lines.append(f"{base} / {res['fast']}: " + ", ".join(f"{k} {r:.2f}×" for k, r in res["fp32_over_fast"].items()))
+    lines.append(f"data loading ({res['loader']['num_workers']} worker): {res['loader']['seconds_per_batch_pair'] * 1e3:.0f} ms "
+                 "per labelled+unlabelled batch pair")
+    if res.get("load_avg_before") is not None:
+        lines.append(f"load average (1 min) before/after: {res['load_avg_before']:.2f} / {res['load_avg_after']:.2f}")
+    return "\n".join(lines)
+

@@ -29,10 +29,10 @@ from .memory import MemoryBank
 from .model import build_model, param_groups, upsample
 
 # %% auto #0
-__all__ = ['METHODS', 'DATASETS', 'OPTIMIZERS', 'RECIPES', 'Config', 'ema_update', 'ema_decay_at', 'poly_lr', 'make_optimizer',
-           'ohem_ce', 'confusion', 'iou_from_confusion', 'slide_logits', 'evaluate', 'StreamSampler', 'Keyed',
-           'Interrupted', 'Trainer', 'train_step', 'sup_loss', 'state', 'save_checkpoint', 'load_checkpoint', 'fit',
-           'finish']
+__all__ = ['METHODS', 'DATASETS', 'OPTIMIZERS', 'RECIPES', 'RECIPE_DEFAULTS', 'PRECISIONS', 'Config', 'ema_update',
+           'ema_decay_at', 'poly_lr', 'make_optimizer', 'ohem_ce', 'confusion', 'iou_from_confusion', 'slide_logits',
+           'evaluate', 'StreamSampler', 'Keyed', 'Interrupted', 'Trainer', 'native_precision', 'resolve_precision',
+           'run_facts', 'train_step', 'sup_loss', 'state', 'save_checkpoint', 'load_checkpoint', 'fit', 'finish']
 
 # %% ../nbs/07_trainer.ipynb #26863268
 METHODS = ("supervised", "selftrain", "dgcl")
@@ -52,8 +52,10 @@ RECIPES = {  # SPEC §9; `embedded` is sized for a 2-core CPU
                      head_lr_mult=1.0,
                      backbone="resnet10t", ohem=False, aux_weight=0.0, memory_size=2000, memory_per_update=500,
                      output_stride=8, eval_batch_size=50, head_dim=128, proj_dim=128, scale_min=0.75, scale_max=1.25,
-                     hflip=False, split_bn=True),
+                     hflip=False, split_bn=True, amp="bf16", channels_last=True),
 }
+RECIPE_DEFAULTS = dict(amp="none", channels_last=False)  # for a recipe that names no precision: float32
+PRECISIONS = ("none", "bf16", "fp16")
 
 @dataclass
 class Config:
@@ -98,7 +100,7 @@ class Config:
     aux_weight: float | None = None
     cutmix_p: float = 0.5
     split_bn: bool | None = None  # student's labelled and mixed images as two batches, each with own BN statistics
-    amp: str = "auto"  # 'auto' (bf16 on a GPU that has it, else off) | 'bf16' | 'fp16' | 'none'
+    amp: str | None = None  # autocast precision: 'none' (float32) | 'bf16' | 'fp16'; never chosen by the processor
     device: str = "auto"  # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
     num_workers: int = 1
     eval_batch_size: int | None = None
@@ -111,12 +113,14 @@ class Config:
     run_dir: str = ""  # '' → runs/<dataset>-<method>-n<split>-seed<seed>
     resume: bool = False  # continue from the checkpoint in run_dir
     figures: bool = True
+    channels_last: bool | None = None  # model and image batches in channels_last memory format
 
     def resolved(self) -> "Config":
         "A copy with every `None` replaced by the dataset's recipe, validated."
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset={self.dataset!r} is unknown: allowed are {', '.join(DATASETS)}")
-        cfg = dataclasses.replace(self, **{k: v for k, v in RECIPES[self.dataset].items() if getattr(self, k) is None})
+        cfg = dataclasses.replace(self, **{k: v for k, v in {**RECIPE_DEFAULTS, **RECIPES[self.dataset]}.items()
+                                              if getattr(self, k) is None})
         if not cfg.run_dir: cfg.run_dir = f"runs/{cfg.dataset}-{cfg.method}-n{cfg.split}-seed{cfg.seed}"
         cfg.validate()
         return cfg
@@ -147,7 +151,7 @@ class Config:
             ("ema_decay", 0 <= self.ema_decay < 1, "0 ≤ ema_decay < 1"), ("cutmix_p", 0 <= self.cutmix_p <= 1, "0..1"),
             ("output_stride", self.output_stride in (8, 16, 32), "8, 16 or 32"),
             ("head_dim", self.head_dim >= 1, "≥ 1"), ("proj_dim", self.proj_dim >= 1, "≥ 1"),
-            ("amp", self.amp in ("auto", "bf16", "fp16", "none"), "auto, bf16, fp16 or none"),
+            ("amp", self.amp in PRECISIONS, "none, bf16 or fp16"),
             ("num_workers", self.num_workers >= 0, "≥ 0"), ("ckpt_every", self.ckpt_every >= 1, "≥ 1"),
             ("max_bad_steps", self.max_bad_steps >= 1, "≥ 1"), ("max_steps", self.max_steps >= 0, "≥ 0"),
             ("eval_every", self.eval_every >= 0, "≥ 0"), ("steps_per_epoch", self.steps_per_epoch >= 0, "≥ 0"),
@@ -159,7 +163,7 @@ class Config:
 @torch.no_grad()
 def ema_update(teacher: torch.nn.Module, student: torch.nn.Module, decay: float):
     "teacher ← decay · teacher + (1 − decay) · student, parameters and floating-point buffers; others copied."
-    for t, s in zip(teacher.parameters(), student.parameters()): t.lerp_(s.detach(), 1.0 - decay)
+    torch._foreach_lerp_(list(teacher.parameters()), [s.detach() for s in student.parameters()], 1.0 - decay)  # one kernel
     for t, s in zip(teacher.buffers(), student.buffers()):
         if t.dtype.is_floating_point: t.lerp_(s, 1.0 - decay)
         else: t.copy_(s)
@@ -175,12 +179,14 @@ def poly_lr(optimizer, base_lr: float, step: int, total: int, power: float = 0.9
 
 def make_optimizer(model: torch.nn.Module, # the student
                    cfg: "Config", # a resolved configuration
+                   fused: bool = True, # one fused kernel for all parameters (CPU and CUDA); False: a loop per tensor
                   ) -> torch.optim.Optimizer:
     "SGD with momentum as in SPEC §9, or AdamW (the embedded recipe), over `param_groups` (head at lr × head_lr_mult)."
     groups = param_groups(model, cfg.lr, cfg.head_lr_mult)
+    impl = dict(fused=True) if fused else dict(foreach=False)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **impl)
+    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, **impl)
 
 def ohem_ce(logits: torch.Tensor, # B,C,H,W
             target: torch.Tensor, # B,H,W
@@ -288,8 +294,7 @@ class Trainer:
         ck = self._check_run_dir()  # read once: checked here, restored below on resume
         self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
         if self.world > 1: self._init_distributed()
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None,
-                          "auto": torch.bfloat16 if self.device.type == "cuda" and torch.cuda.is_bf16_supported() else None}[cfg.amp]
+        self.amp_dtype = resolve_precision(cfg.amp, self.device)  # None: float32
         info = dataset_info(cfg.dataset)
         self.n_classes, self.ignore, self.classes = info["n_classes"], info["ignore_index"], info["classes"]
         self.skip_classes = tuple(info["skip_classes"])
@@ -297,6 +302,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.student = build_model(self.n_classes, cfg.backbone, output_stride=cfg.output_stride, dataset=cfg.dataset,
                                    pretrained=cfg.pretrained, head_dim=cfg.head_dim, proj_dim=cfg.proj_dim).to(self.device)
+        if cfg.channels_last: self.student = self.student.to(memory_format=torch.channels_last)
         if self.world > 1 and self.device.type == "cuda":  # SyncBatchNorm runs on GPUs only
             self.student = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.student)
         self.teacher = copy.deepcopy(self.student).requires_grad_(False)
@@ -360,6 +366,48 @@ class Trainer:
                                                                           n * cfg.batch_size, self.rank, self.world), **kw)
         if cfg.method == "supervised": return mk(self.labelled, cfg.seed), itertools.repeat((None, None))
         return mk(self.labelled, cfg.seed), mk(self.unlabelled, cfg.seed + 1)
+
+# %% ../nbs/07_trainer.ipynb #a15f0002
+def _cpu_flags() -> set[str]:
+    "The CPU's feature flags (Linux /proc/cpuinfo; empty elsewhere)."
+    try: text = Path("/proc/cpuinfo").read_text()
+    except OSError: return set()
+    return set(next((l.split(":", 1)[1] for l in text.splitlines() if l.startswith("flags")), "").split())
+
+def native_precision(amp: str, # 'none' | 'bf16' | 'fp16'
+                     device: torch.device) -> bool:
+    "Does `device` compute in `amp` natively (not emulated)?"
+    if amp == "none": return True
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False) if amp == "bf16" else True
+    flags = _cpu_flags()
+    want = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16")}[amp]
+    return any(f in flags for f in want)
+
+def resolve_precision(amp: str, # the run's `Config.amp`
+                      device: torch.device) -> torch.dtype | None: # the autocast dtype, None for float32
+    "The autocast dtype of `amp` on `device`: an error for bf16 on a GPU without it, one warning line where emulated."
+    if amp not in PRECISIONS: raise ValueError(f"amp={amp!r} is out of range: allowed is {', '.join(PRECISIONS)}")
+    if not native_precision(amp, device):
+        if device.type == "cuda":
+            raise ValueError(f"amp={amp!r}: {torch.cuda.get_device_name(device)} has no bfloat16: allowed here are fp16 or none")
+        warnings.warn(f"amp={amp!r}: this CPU has no native {amp} instructions: running it emulated (slow, same precision)")
+    return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
+def _to_device(self: Trainer, t: torch.Tensor | None) -> torch.Tensor | None:
+    "A batch tensor on the run's device; image batches (4-d) in channels_last when the run asks for it."
+    if t is None: return None
+    t = t.to(self.device, non_blocking=True)
+    return t.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last and t.ndim == 4 else t
+
+def run_facts(self: Trainer) -> dict:
+    "What the run resolved at start: device, precision (native or emulated), memory format, CPU threads."
+    return {"device": str(self.device), "device_asked": self.cfg.device, "precision": self.cfg.amp,
+            "precision_native": native_precision(self.cfg.amp, self.device),
+            "channels_last": bool(self.cfg.channels_last), "threads": torch.get_num_threads()}
+
+for f in (_to_device, run_facts): setattr(Trainer, f.__name__, f)
+
 
 # %% ../nbs/07_trainer.ipynb #234ed4c0
 def train_step(self: Trainer, x_l, y_l, x_u, ign_u) -> dict:
@@ -508,7 +556,7 @@ def fit(self: Trainer) -> dict:
         for (x_l, y_l), (x_u, ign_u) in zip(lab_dl, unl_dl):
             if self.step >= end: break
             poly_lr(self.optimizer, cfg.lr, self.step, self.total_steps, cfg.poly_power)
-            dev = lambda t: t.to(self.device, non_blocking=True) if t is not None else None
+            dev = self._to_device
             terms = self.train_step(dev(x_l), dev(y_l), dev(x_u), dev(ign_u))
             vals = self._reduce({k: v.detach().float() for k, v in terms.items()})
             if not self.contra_ran: vals.pop("contra", None)  # a graph-keeping zero, not a loss value
@@ -589,6 +637,7 @@ def finish(self: Trainer) -> dict:
                "seconds": round(self.seconds, 1), "steps": self.step, "total_steps": self.total_steps,
                "skipped_steps": self.skipped, "contra_steps": self.contra_steps, "device": str(self.device), "torch": torch.__version__,
                "world_size": self.world, **dataclasses.asdict(cfg)}
+    metrics.update(self.run_facts())  # the resolved device and precision, the threads
     if self.world > 1: metrics["replica_checksums"] = self._replica_checksums()
     if not self.is_main: return metrics
     (self.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
