@@ -12,7 +12,7 @@ import os
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +24,12 @@ from .memory import MemoryBank
 from .sampling import select_anchors
 
 # %% auto #0
-__all__ = ['PRESETS', 'STEP_KINDS', 'STEP_VARIANTS', 'FAST', 'TINY', 'Preset', 'make_labels', 'make_inputs', 'filled_bank',
-           'bank_bytes', 'project_step', 'ListBank', 'reference_density', 'reference_step', 'lower_bound_inputs',
-           'lower_bound_step', 'bf16_effect', 'bench', 'format_table', 'main', 'step_trainer', 'step_batch',
-           'run_train_step', 'loader_seconds', 'train_step_bench', 'format_step_table']
+__all__ = ['PRESETS', 'STEP_KINDS', 'STEP_VARIANTS', 'FAST', 'TINY', 'SCALING_C', 'SCALING_N', 'Preset', 'make_labels',
+           'make_inputs', 'filled_bank', 'bank_bytes', 'project_step', 'ListBank', 'reference_density',
+           'reference_step', 'lower_bound_inputs', 'lower_bound_step', 'bf16_effect', 'bench', 'format_table', 'main',
+           'step_trainer', 'step_batch', 'run_train_step', 'loader_seconds', 'train_step_bench', 'format_step_table',
+           'scaling_preset', 'bank_bytes_for', 'scaling_inputs', 'scaling_bench', 'ade_like_frequencies',
+           'long_tail_start', 'format_scaling_table', 'scaling_plot']
 
 # %% ../nbs/12_bench.ipynb #a7c8b775
 @dataclass(frozen=True)
@@ -368,6 +370,9 @@ def main(argv=None):
     out = Path(a.out or f"runs/bench/{a.preset}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1))
+    if a.preset == "scaling":
+        scaling_plot(res, out.with_suffix(".png"))
+        print(f"wrote {out.with_suffix('.png')}")
     print(f"wrote {out}")
     return 0
 
@@ -490,4 +495,150 @@ def format_step_table(res: dict) -> str:
     if res.get("load_avg_before") is not None:
         lines.append(f"load average (1 min) before/after: {res['load_avg_before']:.2f} / {res['load_avg_after']:.2f}")
     return "\n".join(lines)
+
+
+# %% ../nbs/12_bench.ipynb #b15a0008
+SCALING_C, SCALING_N = (21, 81, 150), (2000, 10000, 20000)
+
+def scaling_preset(n_classes: int, size: int, tiny: bool = False) -> Preset:
+    "The paper preset with C classes and N bank entries per class (tiny: a seconds-long stand-in)."
+    if tiny: return Preset(n_classes=n_classes, size=size, feat_dim=16, proj_dim=16, per_update=size // 2, batch=2, hw=17,
+                           n_anchors=8, n_pos=4, n_neg=16, max_pixels=100)
+    return replace(PRESETS["paper"], n_classes=n_classes, size=size)
+
+def bank_bytes_for(p: Preset, dtype=torch.float32) -> int:
+    "Bytes of a full bank of preset `p` stored in `dtype` (features, projections, float32 densities, counters)."
+    esize = torch.empty(0, dtype=dtype).element_size()
+    return p.n_classes * p.size * ((p.feat_dim + p.proj_dim) * esize + 4) + 2 * 8 * p.n_classes
+
+def scaling_inputs(p: Preset, dtype=torch.float32, seed: int = 0, device="cpu"):
+    "(fts, rep, labels, bank) like `make_inputs`, the bank filled class by class (no second copy of the store)."
+    g = torch.Generator().manual_seed(seed)
+    C, B, H = p.n_classes, p.batch, p.hw
+    cf = F.normalize(torch.randn(C, p.feat_dim, generator=g), dim=1)
+    cr = F.normalize(torch.randn(C, p.proj_dim, generator=g), dim=1)
+    labels = torch.from_numpy(make_labels(p, seed))
+    cls = labels.flatten().clone()
+    ign = cls == 255
+    cls[ign] = torch.randint(0, C, (int(ign.sum()),), generator=g)
+    to_map = lambda x: x.view(B, H, H, -1).permute(0, 3, 1, 2).contiguous().to(device)
+    fts, rep = to_map(_noisy(cf, cls, g)), to_map(_noisy(cr, cls, g)).requires_grad_()
+    bank = MemoryBank(C, p.size, p.feat_dim, p.proj_dim, p.per_update, p.ks, device=device, dtype=dtype, seed=seed)
+    for c in range(C):
+        one = torch.full((p.size,), c)
+        bank.push(c, _noisy(cf, one, g).to(device), _noisy(cr, one, g).to(device), torch.rand(p.size, generator=g).to(device))
+    return fts, rep, labels.to(device), bank
+
+def scaling_bench(repeats: int = 3, # timed steps per setting (after one warm-up)
+                  tiny: bool = False, device: str = "cpu", seed: int = 0,
+                  budget_gb: float = 4.0, # largest float32 bank run; beyond it the bank is stored in bfloat16
+                  gpu_gb: float = 24.0, # the GPU memory the table speaks of
+                  log=print) -> dict:
+    "The DGCL step at every C × N of the grid: median seconds and bank bytes; the long-tail start of the term."
+    Cs, Ns = ((6, 11), (40, 80)) if tiny else (SCALING_C, SCALING_N)
+    rows = []
+    for C in Cs:
+        for N in Ns:
+            p = scaling_preset(C, N, tiny)
+            b32, b16 = bank_bytes_for(p), bank_bytes_for(p, torch.bfloat16)
+            dtype = torch.float32 if b32 <= budget_gb * 2**30 else torch.bfloat16
+            row = dict(n_classes=C, size=N, bank_bytes_float32=b32, bank_bytes_bfloat16=b16, dtype=str(dtype)[6:],
+                       fits_gpu_float32=b32 <= gpu_gb * 2**30, fits_gpu_bfloat16=b16 <= gpu_gb * 2**30)
+            if dtype == torch.bfloat16 and b16 > budget_gb * 2**30:
+                rows.append({**row, "skipped": f"even a bfloat16 bank ({b16 / 2**30:.1f} GiB) exceeds {budget_gb} GiB"})
+                continue
+            fts, rep, labels, bank = scaling_inputs(p, dtype, seed, device)
+            g = torch.Generator(device=device).manual_seed(seed)
+            ts = []
+            for r in range(repeats + 1):
+                rep.grad = None
+                _sync(device); t0 = time.perf_counter()
+                project_step(bank, rep, fts, labels, p, g)
+                _sync(device); ts.append(time.perf_counter() - t0)
+            rows.append({**row, "median_s": statistics.median(ts[1:]), "all_s": ts[1:]})
+            log(f"  C={C} N={N} {row['dtype']}: {rows[-1]['median_s']:.3f} s")
+            del fts, rep, labels, bank
+    per_entry = {str(dt)[6:]: bank_bytes_for(Preset(1, 1, 256, 256, 1, 1, 1), dt) for dt in (torch.float32, torch.bfloat16)}
+    n_max = {dt: {C: int(gpu_gb * 2**30 // (C * b)) for C in Cs} for dt, b in per_entry.items()}
+    return dict(preset="scaling", tiny=tiny, device=device, repeats=repeats, threads=torch.get_num_threads(),
+                torch=torch.__version__, budget_gb=budget_gb, gpu_gb=gpu_gb, rows=rows, max_size_in_gpu=n_max,
+                long_tail=long_tail_start(sizes=(20, 40) if tiny else SCALING_N, max_steps=2000 if tiny else 200_000))
+
+
+# %% ../nbs/12_bench.ipynb #b15a0009
+def ade_like_frequencies(n_classes: int = 150) -> tuple[np.ndarray, np.ndarray]:
+    "Per class: probability that a training image holds it, and its area fraction where it does (ADE20K-like ranges)."
+    r = np.linspace(0, 1, n_classes)
+    freq = 0.58 * (0.004 / 0.58) ** r  # image frequency, geometric from ≈0.58 (wall) to ≈0.004 (the rarest classes)
+    ratio = 0.16 * (0.0001 / 0.16) ** r  # share of all pixels, from ≈0.16 to ≈0.0001
+    return freq, ratio / freq
+
+def long_tail_start(sizes=SCALING_N, # N, entries per class the bank must hold
+                    n_classes: int = 150, per_update: int = 1000, images: int = 8, # images feeding the bank per step
+                    pixels: int = 129 * 129, # labels per image at the feature resolution (513 crop, stride 4)
+                    max_steps: int = 200_000, seed: int = 0) -> dict:
+    "Steps until the first class, half, 90 % and all classes hold N entries (global start = all), simulated."
+    rs = np.random.RandomState(seed)
+    freq, area = ade_like_frequencies(n_classes)
+    total, chunk, got = np.zeros(n_classes), 5000, {}
+    full_at = {N: np.full(n_classes, -1) for N in sizes}
+    for s0 in range(0, max_steps, chunk):
+        present = rs.random_sample((chunk, images, n_classes)) < freq  # steps, images, classes
+        px = (present * area * pixels * rs.uniform(0.5, 1.5, (chunk, images, n_classes))).sum(1)
+        added = np.minimum(px.astype(np.int64), per_update)  # SPEC §5: at most N_memo new entries per class and step
+        cum = total + np.cumsum(added, 0)
+        for N, at in full_at.items():
+            new = (at < 0) & (cum[-1] >= N)
+            at[new] = s0 + np.argmax(cum[:, new] >= N, 0) + 1
+        total = cum[-1]
+        if all((at >= 0).all() for at in full_at.values()): break
+    for N, at in full_at.items():
+        done = np.sort(at[at >= 0])
+        q = lambda f: int(done[int(np.ceil(f * n_classes)) - 1]) if len(done) >= np.ceil(f * n_classes) else None
+        got[N] = dict(first=q(1 / n_classes), half=q(0.5), p90=q(0.9), all=q(1.0))
+    return dict(n_classes=n_classes, per_update=per_update, images_per_step=images, pixels_per_image=pixels,
+                max_steps=max_steps, steps=got)
+
+
+# %% ../nbs/12_bench.ipynb #b15a0010
+def format_scaling_table(res: dict) -> str:
+    "The scaling grid and the long-tail start as printable tables."
+    lines = [f"DGCL step at C classes × N entries ({res['device']}, {res['threads']} threads, median of {res['repeats']}; "
+             f"float32 bank up to {res['budget_gb']} GiB, bfloat16 beyond)",
+             f"{'C':>5}{'N':>7}{'bank':>10}{'seconds':>9}{'float32 GiB':>13}{'bf16 GiB':>10}  fits {res['gpu_gb']:.0f} GB (f32/bf16)"]
+    for r in res["rows"]:
+        t = f"{r['median_s']:>9.3f}" if "median_s" in r else f"{'—':>9}"
+        lines.append(f"{r['n_classes']:>5}{r['size']:>7}{r['dtype']:>10}{t}{r['bank_bytes_float32'] / 2**30:>13.2f}"
+                     f"{r['bank_bytes_bfloat16'] / 2**30:>10.2f}  {'yes' if r['fits_gpu_float32'] else 'no'}/"
+                     f"{'yes' if r['fits_gpu_bfloat16'] else 'no'}")
+    m = res["max_size_in_gpu"]
+    lines.append(f"largest N per class whose bank alone fits {res['gpu_gb']:.0f} GB: " + "; ".join(
+        f"C={C}: {m['float32'][C]:,} (float32), {m['bfloat16'][C]:,} (bf16)" for C in m["float32"]))
+    lt = res["long_tail"]
+    lines.append(f"steps until classes hold N entries, {lt['n_classes']} ADE20K-like classes, {lt['images_per_step']} "
+                 f"images/step, ≤{lt['per_update']} new entries/class/step (first / half / 90% / all = global start):")
+    for N, s in lt["steps"].items():
+        lines.append(f"  N={N:>6}: " + " / ".join(f"{s[k]:,}" if s[k] is not None else f">{lt['max_steps']:,}"
+                                              for k in ("first", "half", "p90", "all")))
+    return "\n".join(lines)
+
+def scaling_plot(res: dict, path):
+    "Seconds per DGCL step and bank size against N, one line per C."
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
+    for C in sorted({r["n_classes"] for r in res["rows"]}):
+        rows = [r for r in res["rows"] if r["n_classes"] == C]
+        timed = [r for r in rows if "median_s" in r]
+        a.plot([r["size"] for r in timed], [r["median_s"] for r in timed], "o-", label=f"C={C}")
+        for r in timed:
+            if r["dtype"] != "float32": a.annotate("bf16", (r["size"], r["median_s"]), fontsize=7)
+        l, = b.plot([r["size"] for r in rows], [r["bank_bytes_float32"] / 2**30 for r in rows], "o-", label=f"C={C} float32")
+        b.plot([r["size"] for r in rows], [r["bank_bytes_bfloat16"] / 2**30 for r in rows], "s--", color=l.get_color(),
+               label=f"C={C} bf16")
+    a.set(xlabel="N entries per class", ylabel="seconds per DGCL step", title=f"DGCL step ({res['device']})")
+    b.set(xlabel="N entries per class", ylabel="bank GiB", title="bank memory")
+    a.legend(fontsize=8); b.legend(fontsize=7)
+    fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
 

@@ -46,6 +46,7 @@ def dgcl_loss(rep: torch.Tensor, # B,P,H,W projections of the student (carry the
               max_pixels: int = 10000, # pixels of a class kept before density is computed
               generator: torch.Generator | None = None, # on the device of `labels`
               cache: dict | None = None, # filled with {class: (pixel indices, densities)} for `bank.update`
+              ready: list[bool] | None = None, # per class: may it be an anchor class (the per-class start)? None: all
              ) -> torch.Tensor | None: # scalar with a graph into `rep`, or None when no class qualifies
     "Density-guided contrastive loss of a batch (Algorithm 1, Eq. 7–13)."
     if tau <= 0: raise ValueError(f"tau={tau!r} is out of range: allowed is tau > 0")
@@ -53,6 +54,9 @@ def dgcl_loss(rep: torch.Tensor, # B,P,H,W projections of the student (carry the
         raise ValueError(f"n_anchors={n_anchors}, n_pos={n_pos}, n_neg={n_neg}: allowed are n_anchors ≥ 1, n_pos ≥ 1, n_neg ≥ 0")
     if rep.shape[-2:] != labels.shape[-2:] or fts.shape[-2:] != labels.shape[-2:]:
         raise ValueError(f"rep {tuple(rep.shape)}, fts {tuple(fts.shape)} and labels {tuple(labels.shape)} must share B,H,W")
+    if ready is not None:  # classes whose bank is not full yet are no anchors; their pixels stay negatives of others
+        if len(ready) != bank.n_classes: raise ValueError(f"ready has {len(ready)} entries: allowed is one per class ({bank.n_classes})")
+        skip_classes = tuple(skip_classes) + tuple(c for c, r in enumerate(ready) if not r)
     pixels = class_pixels(labels, bank.n_classes, ignore_index, skip_classes, max_pixels, generator)
     if not pixels: return None
     u = torch.rand(labels.numel(), generator=generator, device=labels.device)  # one draw for every class's negatives

@@ -32,7 +32,8 @@ from .model import build_model, param_groups, upsample
 __all__ = ['METHODS', 'DATASETS', 'OPTIMIZERS', 'RECIPES', 'RECIPE_DEFAULTS', 'PRECISIONS', 'Config', 'ema_update',
            'ema_decay_at', 'poly_lr', 'make_optimizer', 'ohem_ce', 'confusion', 'iou_from_confusion', 'slide_logits',
            'evaluate', 'StreamSampler', 'Keyed', 'Interrupted', 'Trainer', 'native_precision', 'resolve_precision',
-           'run_facts', 'train_step', 'sup_loss', 'state', 'save_checkpoint', 'load_checkpoint', 'fit', 'finish']
+           'contra_ready', 'run_facts', 'train_step', 'sup_loss', 'state', 'save_checkpoint', 'load_checkpoint', 'fit',
+           'finish']
 
 # %% ../nbs/07_trainer.ipynb #26863268
 METHODS = ("supervised", "selftrain", "dgcl")
@@ -114,6 +115,7 @@ class Config:
     resume: bool = False  # continue from the checkpoint in run_dir
     figures: bool = True
     channels_last: bool | None = None  # model and image batches in channels_last memory format
+    contra_start: str = "global"  # 'global': L_contra once every class's bank is full (the paper) | 'per_class'
 
     def resolved(self) -> "Config":
         "A copy with every `None` replaced by the dataset's recipe, validated."
@@ -152,6 +154,7 @@ class Config:
             ("output_stride", self.output_stride in (8, 16, 32), "8, 16 or 32"),
             ("head_dim", self.head_dim >= 1, "≥ 1"), ("proj_dim", self.proj_dim >= 1, "≥ 1"),
             ("amp", self.amp in PRECISIONS, "none, bf16 or fp16"),
+            ("contra_start", self.contra_start in ("global", "per_class"), "global or per_class"),
             ("num_workers", self.num_workers >= 0, "≥ 0"), ("ckpt_every", self.ckpt_every >= 1, "≥ 1"),
             ("max_bad_steps", self.max_bad_steps >= 1, "≥ 1"), ("max_steps", self.max_steps >= 0, "≥ 0"),
             ("eval_every", self.eval_every >= 0, "≥ 0"), ("steps_per_epoch", self.steps_per_epoch >= 0, "≥ 0"),
@@ -394,6 +397,14 @@ def resolve_precision(amp: str, # the run's `Config.amp`
         warnings.warn(f"amp={amp!r}: this CPU has no native {amp} instructions: running it emulated (slow, same precision)")
     return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
+def contra_ready(bank: MemoryBank, # the run's bank
+                 start: str = "global", # Config.contra_start
+                ) -> list[bool] | None: # per class: may it be an anchor class? None: no L_contra this step
+    "When L_contra runs: 'global' once every class is full (the paper), 'per_class' for each full class."
+    if start == "global": return [True] * bank.n_classes if bank.is_full() else None
+    ready = bank.ready_classes()
+    return ready if any(ready) else None
+
 def _to_device(self: Trainer, t: torch.Tensor | None) -> torch.Tensor | None:
     "A batch tensor on the run's device; image batches (4-d) in channels_last when the run asks for it."
     if t is None: return None
@@ -444,10 +455,11 @@ def train_step(self: Trainer, x_l, y_l, x_u, ign_u) -> dict:
         if cfg.method == "dgcl":
             contra_labels = _nearest(torch.cat([y_l, y_contra]), out["fts"].shape[-2:])  # labels at the fts resolution
             lc = None
-            if self.bank.is_full():
+            ready = contra_ready(self.bank, cfg.contra_start)  # None: the term waits
+            if ready is not None:
                 cache = {}
                 lc = dgcl_loss(out["rep"], out["fts"], contra_labels, self.bank, cfg.tau, cfg.n_anchors, cfg.n_pos,
-                               cfg.n_neg, self.ignore, self.skip_classes, cfg.max_pixels, g, cache)
+                               cfg.n_neg, self.ignore, self.skip_classes, cfg.max_pixels, g, cache, ready)
             terms["contra"] = lc if lc is not None else out["rep"].sum() * 0.0  # zero that keeps the graph
             contra_on = lc is not None
     self.contra_ran = contra_on  # the log leaves L_contra blank on steps where it did not run
