@@ -350,6 +350,8 @@ def main(argv=None):
     ap.add_argument("--preset", choices=sorted(PRESETS) + ["scaling", "train-step"], default="small")
     ap.add_argument("--repeats", type=int, default=None, help="timed repeats per variant (after one warm-up); "
                     "default 5, train-step 15, scaling 3")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice); one thread "
+                    "times more steadily on a machine that others share")
     ap.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # seconds-long settings for tests and dry runs
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="storage of the bank")
@@ -358,6 +360,9 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.repeats is not None and a.repeats < 1: ap.error(f"--repeats={a.repeats}: allowed is ≥ 1")
     if a.device == "cuda" and not torch.cuda.is_available(): ap.error("--device cuda: no CUDA device is available")
+    if a.threads is not None:
+        if a.threads < 1: ap.error(f"--threads={a.threads}: allowed is ≥ 1")
+        torch.set_num_threads(a.threads)
     if a.preset == "train-step":
         res = train_step_bench(a.repeats or 15, overrides=TINY if a.tiny else None, device=a.device, seed=a.seed)
         print(format_step_table(res))
@@ -375,11 +380,6 @@ def main(argv=None):
         print(f"wrote {out.with_suffix('.png')}")
     print(f"wrote {out}")
     return 0
-
-# %% ../nbs/12_bench.ipynb #2535dd66
-#| eval: false
-if __name__ == "__main__" and "ipykernel" not in sys.modules:
-    sys.exit(main())
 
 # %% ../nbs/12_bench.ipynb #b15a0002
 STEP_KINDS = ("supervised", "selftrain", "dgcl")
@@ -642,3 +642,8 @@ def scaling_plot(res: dict, path):
     a.legend(fontsize=8); b.legend(fontsize=7)
     fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
 
+
+# %% ../nbs/12_bench.ipynb #2535dd66
+#| eval: false
+if __name__ == "__main__" and "ipykernel" not in sys.modules:
+    sys.exit(main())

@@ -116,6 +116,7 @@ def main(argv=None) -> int:
         print(f"dgcl-gpucheck: no CUDA device here (torch {torch.__version__}, CUDA build {torch.version.cuda}): nothing to check")
         return 0
     dry = a.device == "cpu"
+    if dry: torch.set_num_threads(1)  # tiny steps: one thread is faster, and steady on a shared machine
     gpucheck(a.device, tiny=dry, out=a.out or ("runs/bench/gpucheck-cpu-dryrun.json" if dry else "runs/bench/gpucheck.json"))
     return 0
 
