@@ -26,10 +26,10 @@ from .sampling import select_anchors
 # %% auto #0
 __all__ = ['PRESETS', 'STEP_KINDS', 'STEP_VARIANTS', 'FAST', 'TINY', 'SCALING_C', 'SCALING_N', 'Preset', 'make_labels',
            'make_inputs', 'filled_bank', 'bank_bytes', 'project_step', 'ListBank', 'reference_density',
-           'reference_step', 'lower_bound_inputs', 'lower_bound_step', 'bf16_effect', 'bench', 'format_table', 'main',
-           'step_trainer', 'step_batch', 'run_train_step', 'loader_seconds', 'train_step_bench', 'format_step_table',
-           'scaling_preset', 'bank_bytes_for', 'scaling_inputs', 'scaling_bench', 'ade_like_frequencies',
-           'long_tail_start', 'format_scaling_table', 'scaling_plot']
+           'reference_step', 'lower_bound_inputs', 'lower_bound_step', 'sim_effect', 'bf16_effect', 'bench',
+           'format_table', 'main', 'step_trainer', 'step_batch', 'run_train_step', 'loader_seconds', 'train_step_bench',
+           'format_step_table', 'scaling_preset', 'bank_bytes_for', 'scaling_inputs', 'scaling_bench',
+           'ade_like_frequencies', 'long_tail_start', 'format_scaling_table', 'scaling_plot']
 
 # %% ../nbs/12_bench.ipynb #a7c8b775
 @dataclass(frozen=True)
@@ -114,11 +114,13 @@ def bank_bytes(bank) -> int:
     return sum(t.numel() * t.element_size() for t in bank.state_dict().values() if torch.is_tensor(t))
 
 # %% ../nbs/12_bench.ipynb #a541c91a
-def project_step(bank: MemoryBank, rep, fts, labels, p: Preset, generator: torch.Generator):
+def project_step(bank: MemoryBank, rep, fts, labels, p: Preset, generator: torch.Generator,
+                 sim_dtype: torch.dtype = torch.float32): # bfloat16: the similarities of `knn_density_fast`
     "One DGCL step with the project's code: loss with cache, backward, bank update with cache. Returns the loss."
     cache = {}
     loss = dgcl_loss(rep, fts, labels, bank, tau=p.tau, n_anchors=p.n_anchors, n_pos=p.n_pos, n_neg=p.n_neg,
-                     skip_classes=p.skip_classes, max_pixels=p.max_pixels, generator=generator, cache=cache)
+                     skip_classes=p.skip_classes, max_pixels=p.max_pixels, generator=generator, cache=cache,
+                     sim_dtype=sim_dtype)
     if loss is not None: loss.backward()
     bank.update(fts.detach(), rep.detach(), labels, cache=cache)
     return None if loss is None else loss.detach()
@@ -236,6 +238,27 @@ def _jaccard(a: torch.Tensor, b: torch.Tensor) -> float:
     a, b = set(a.tolist()), set(b.tolist())
     return len(a & b) / max(1, len(a | b))
 
+def sim_effect(p: Preset, bank, rep, fts, labels, seed: int = 0) -> dict:
+    "Densities, anchors and positive keys with bfloat16 similarities (`knn_density_fast`) vs float32, same bank."
+    out = {}
+    for dt in (torch.float32, torch.bfloat16):
+        cache = {}
+        g = torch.Generator(device=labels.device).manual_seed(seed)
+        dgcl_loss(rep.detach(), fts, labels, bank, tau=p.tau, n_anchors=p.n_anchors, n_pos=p.n_pos, n_neg=p.n_neg,
+                  skip_classes=p.skip_classes, max_pixels=p.max_pixels, generator=g, cache=cache, sim_dtype=dt)
+        out[dt] = cache
+    diffs, ja, jp = [], [], []
+    for c, (idx, d32) in out[torch.float32].items():
+        _, d16 = out[torch.bfloat16][c]
+        diffs.append((d32 - d16).abs())
+        ja.append(_jaccard(idx[select_anchors(d32, p.n_anchors)], idx[select_anchors(d16, p.n_anchors)]))
+        k = min(p.n_pos, len(idx))
+        jp.append(_jaccard(idx[d32.topk(k).indices], idx[d16.topk(k).indices]))
+    d = torch.cat(diffs)
+    return dict(density_max_abs_diff=float(d.max()), density_mean_abs_diff=float(d.mean()),
+                anchor_jaccard_mean=float(np.mean(ja)), anchor_jaccard_min=float(np.min(ja)),
+                positive_jaccard_mean=float(np.mean(jp)), positive_jaccard_min=float(np.min(jp)), classes=len(ja))
+
 def bf16_effect(p: Preset, banks: dict, rep, fts, labels, seed: int = 0) -> dict:
     "Densities, anchors and positive keys with a bfloat16 bank vs a float32 bank (`banks` has both)."
     out = {}
@@ -266,7 +289,7 @@ def _sync(device):
 
 def bench(preset: str = "small", repeats: int = 5, device: str = "cpu", dtype: str = "float32", seed: int = 0,
           log=print) -> dict:
-    "Time the three variants on identical inputs and measure the bfloat16 bank; returns the results as a dict."
+    "Time the variants on identical inputs, measure the bfloat16 bank and bf16 similarities; returns a dict."
     p = PRESETS[preset]
     tdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
     load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
@@ -276,17 +299,18 @@ def bench(preset: str = "small", repeats: int = 5, device: str = "cpu", dtype: s
     ref0 = ListBank.from_store(p, store, tdtype)
     pairs, la, ln, lbuf = lower_bound_inputs(p, fts, labels, store)
     kmax = max(p.ks)
-    def run_project():
+    def run_project(sim_dtype=torch.float32):
         g = torch.Generator(device=device).manual_seed(seed)
-        return lambda: project_step(bank, rep, fts, labels, p, g)
+        return lambda: project_step(bank, rep, fts, labels, p, g, sim_dtype)
     def run_reference():
         rb, rs = ref0.copy(), np.random.RandomState(seed)
         return lambda: reference_step(rb, rep, fts, labels, p, rs)
     setups = {"project": run_project, "reference": run_reference,
-              "lower_bound": lambda: (lambda: lower_bound_step(pairs, la, ln, lbuf, kmax))}
+              "lower_bound": lambda: (lambda: lower_bound_step(pairs, la, ln, lbuf, kmax)),
+              "project_bf16sim": lambda: run_project(torch.bfloat16)}  # bfloat16 similarities (knn_density_fast)
     names, times, losses = list(setups), {k: [] for k in setups}, {}
     for r in range(repeats + 1):
-        for name in names[r % 3:] + names[:r % 3]:
+        for name in names[r % len(names):] + names[:r % len(names)]:
             bank.load_state_dict(snapshot)
             rep.grad = None
             fn = setups[name]()
@@ -303,6 +327,7 @@ def bench(preset: str = "small", repeats: int = 5, device: str = "cpu", dtype: s
     other = filled_bank(p, store, torch.bfloat16 if tdtype == torch.float32 else torch.float32, seed)
     banks = {"float32": bank, "bfloat16": other} if tdtype == torch.float32 else {"float32": other, "bfloat16": bank}
     bf16 = bf16_effect(p, banks, rep, fts, labels, seed)
+    sims = sim_effect(p, bank, rep, fts, labels, seed)
     y = labels.reshape(-1)
     counts = torch.bincount(y[y != 255], minlength=p.n_classes).tolist()
     return dict(
@@ -313,10 +338,12 @@ def bench(preset: str = "small", repeats: int = 5, device: str = "cpu", dtype: s
         times={k: dict(median_s=med[k], all_s=times[k]) for k in names},
         ratios=dict(project_over_lower_bound=med["project"] / med["lower_bound"],
                     reference_over_project=med["reference"] / med["project"],
-                    reference_over_lower_bound=med["reference"] / med["lower_bound"]),
+                    reference_over_lower_bound=med["reference"] / med["lower_bound"],
+                    project_bf16sim_over_lower_bound=med["project_bf16sim"] / med["lower_bound"],
+                    project_over_project_bf16sim=med["project"] / med["project_bf16sim"]),
         losses=losses,
         bank_bytes={k: bank_bytes(b) for k, b in banks.items()},
-        bf16=bf16,
+        bf16=bf16, bf16_sims=sims,
     )
 
 # %% ../nbs/12_bench.ipynb #2051e624
@@ -327,9 +354,9 @@ def format_table(res: dict) -> str:
     lines = [f"DGCL step, preset {res['preset']} (C={cfg['n_classes']}, N={cfg['size']}, D={cfg['feat_dim']}, "
              f"batch {cfg['batch']}×{cfg['hw']}×{cfg['hw']}), {res['device']}, {res['threads']} threads, "
              f"bank {res['dtype']}, median of {res['repeats']}",
-             f"{'variant':<13}{'median s':>10}{'× lower bound':>15}"]
-    for k in ("lower_bound", "project", "reference"):
-        lines.append(f"{k.replace('_', ' '):<13}{t[k]['median_s']:>10.3f}{t[k]['median_s'] / lb:>15.2f}")
+             f"{'variant':<17}{'median s':>10}{'× lower bound':>15}"]
+    for k in ("lower_bound", "project", "reference", "project_bf16sim"):
+        if k in t: lines.append(f"{k.replace('_', ' '):<17}{t[k]['median_s']:>10.3f}{t[k]['median_s'] / lb:>15.2f}")
     r, b, q = res["ratios"], res["bank_bytes"], res["bf16"]
     lines += [f"reference / project: {r['reference_over_project']:.2f}×   project / lower bound: "
               f"{r['project_over_lower_bound']:.2f}×",
@@ -338,6 +365,13 @@ def format_table(res: dict) -> str:
               f"mean {q['density_mean_abs_diff']:.2e}; anchors Jaccard mean {q['anchor_jaccard_mean']:.3f} "
               f"(min {q['anchor_jaccard_min']:.3f}); positives Jaccard mean {q['positive_jaccard_mean']:.3f} "
               f"(min {q['positive_jaccard_min']:.3f}); loss {q['loss_float32']:.4f} vs {q['loss_bfloat16']:.4f}"]
+    if "bf16_sims" in res:
+        s = res["bf16_sims"]
+        lines.append(f"bfloat16 similarities vs float32 ({s['classes']} classes): density |Δ| max {s['density_max_abs_diff']:.2e} "
+                     f"mean {s['density_mean_abs_diff']:.2e}; anchors Jaccard mean {s['anchor_jaccard_mean']:.3f} "
+                     f"(min {s['anchor_jaccard_min']:.3f}); positives Jaccard mean {s['positive_jaccard_mean']:.3f} "
+                     f"(min {s['positive_jaccard_min']:.3f}); project / project_bf16sim "
+                     f"{r['project_over_project_bf16sim']:.2f}×, project_bf16sim / lower bound {r['project_bf16sim_over_lower_bound']:.2f}×")
     if res.get("load_avg_before") is not None:
         lines.append(f"load average (1 min) before/after: {res['load_avg_before']:.2f} / {res['load_avg_after']:.2f}")
     return "\n".join(lines)
@@ -548,6 +582,9 @@ def scaling_bench(repeats: int = 3, # timed steps per setting (after one warm-up
                 rows.append({**row, "skipped": f"even a bfloat16 bank ({b16 / 2**30:.1f} GiB) exceeds {budget_gb} GiB"})
                 continue
             fts, rep, labels, bank = scaling_inputs(p, dtype, seed, device)
+            y = labels[labels != 255]
+            row["classes_in_batch"] = int(torch.unique(y).numel())  # the step's cost follows these and N, hardly C
+            row["labelled_pixels"] = int(y.numel())
             g = torch.Generator(device=device).manual_seed(seed)
             ts = []
             for r in range(repeats + 1):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .density import knn_density
+from .density import knn_density, knn_density_fast
 from .memory import MemoryBank, _gather_pixels
 from .sampling import class_negatives, class_pixels, prototype, select_anchors
 
@@ -47,6 +47,7 @@ def dgcl_loss(rep: torch.Tensor, # B,P,H,W projections of the student (carry the
               generator: torch.Generator | None = None, # on the device of `labels`
               cache: dict | None = None, # filled with {class: (pixel indices, densities)} for `bank.update`
               ready: list[bool] | None = None, # per class: may it be an anchor class (the per-class start)? None: all
+              sim_dtype: torch.dtype = torch.float32, # bfloat16: `knn_density_fast` (selections pools in float32)
              ) -> torch.Tensor | None: # scalar with a graph into `rep`, or None when no class qualifies
     "Density-guided contrastive loss of a batch (Algorithm 1, Eq. 7–13)."
     if tau <= 0: raise ValueError(f"tau={tau!r} is out of range: allowed is tau > 0")
@@ -64,7 +65,9 @@ def dgcl_loss(rep: torch.Tensor, # B,P,H,W projections of the student (carry the
     rep_keys = rep.detach()
     anchors, protos, negs, ws = [], [], [], {}
     for c, idx in pixels.items():
-        dens = knn_density(_gather_pixels(fts.detach(), idx), bank.class_feats(c), bank.ks, workspace=ws)  # Eq. 7–8
+        q = _gather_pixels(fts.detach(), idx)
+        dens = (knn_density(q, bank.class_feats(c), bank.ks, workspace=ws) if sim_dtype == torch.float32 else
+                knn_density_fast(q, bank.class_feats(c), bank.ks, n_anchors, n_pos, workspace=ws))  # Eq. 7–8
         if cache is not None: cache[c] = (idx, dens)
         anchors.append(idx[select_anchors(dens, n_anchors)])  # Eq. 9
         v, top = bank.valid(c), dens.topk(min(n_pos, dens.numel())).indices  # gather only the keys' reps
