@@ -12,7 +12,7 @@ import os
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +24,12 @@ from .memory import MemoryBank
 from .sampling import select_anchors
 
 # %% auto #0
-__all__ = ['PRESETS', 'Preset', 'make_labels', 'make_inputs', 'filled_bank', 'bank_bytes', 'project_step', 'ListBank',
-           'reference_density', 'reference_step', 'lower_bound_inputs', 'lower_bound_step', 'bf16_effect', 'bench',
-           'format_table', 'main']
+__all__ = ['PRESETS', 'STEP_KINDS', 'STEP_VARIANTS', 'FAST', 'TINY', 'SCALING_C', 'SCALING_N', 'Preset', 'make_labels',
+           'make_inputs', 'filled_bank', 'bank_bytes', 'project_step', 'ListBank', 'reference_density',
+           'reference_step', 'lower_bound_inputs', 'lower_bound_step', 'sim_effect', 'bf16_effect', 'bench',
+           'format_table', 'main', 'step_trainer', 'step_batch', 'run_train_step', 'loader_seconds', 'train_step_bench',
+           'format_step_table', 'scaling_preset', 'bank_bytes_for', 'scaling_inputs', 'scaling_bench',
+           'ade_like_frequencies', 'long_tail_start', 'format_scaling_table', 'scaling_plot']
 
 # %% ../nbs/12_bench.ipynb #a7c8b775
 @dataclass(frozen=True)
@@ -111,11 +114,13 @@ def bank_bytes(bank) -> int:
     return sum(t.numel() * t.element_size() for t in bank.state_dict().values() if torch.is_tensor(t))
 
 # %% ../nbs/12_bench.ipynb #a541c91a
-def project_step(bank: MemoryBank, rep, fts, labels, p: Preset, generator: torch.Generator):
+def project_step(bank: MemoryBank, rep, fts, labels, p: Preset, generator: torch.Generator,
+                 sim_dtype: torch.dtype = torch.float32): # bfloat16: the similarities of `knn_density_fast`
     "One DGCL step with the project's code: loss with cache, backward, bank update with cache. Returns the loss."
     cache = {}
     loss = dgcl_loss(rep, fts, labels, bank, tau=p.tau, n_anchors=p.n_anchors, n_pos=p.n_pos, n_neg=p.n_neg,
-                     skip_classes=p.skip_classes, max_pixels=p.max_pixels, generator=generator, cache=cache)
+                     skip_classes=p.skip_classes, max_pixels=p.max_pixels, generator=generator, cache=cache,
+                     sim_dtype=sim_dtype)
     if loss is not None: loss.backward()
     bank.update(fts.detach(), rep.detach(), labels, cache=cache)
     return None if loss is None else loss.detach()
@@ -233,6 +238,27 @@ def _jaccard(a: torch.Tensor, b: torch.Tensor) -> float:
     a, b = set(a.tolist()), set(b.tolist())
     return len(a & b) / max(1, len(a | b))
 
+def sim_effect(p: Preset, bank, rep, fts, labels, seed: int = 0) -> dict:
+    "Densities, anchors and positive keys with bfloat16 similarities (`knn_density_fast`) vs float32, same bank."
+    out = {}
+    for dt in (torch.float32, torch.bfloat16):
+        cache = {}
+        g = torch.Generator(device=labels.device).manual_seed(seed)
+        dgcl_loss(rep.detach(), fts, labels, bank, tau=p.tau, n_anchors=p.n_anchors, n_pos=p.n_pos, n_neg=p.n_neg,
+                  skip_classes=p.skip_classes, max_pixels=p.max_pixels, generator=g, cache=cache, sim_dtype=dt)
+        out[dt] = cache
+    diffs, ja, jp = [], [], []
+    for c, (idx, d32) in out[torch.float32].items():
+        _, d16 = out[torch.bfloat16][c]
+        diffs.append((d32 - d16).abs())
+        ja.append(_jaccard(idx[select_anchors(d32, p.n_anchors)], idx[select_anchors(d16, p.n_anchors)]))
+        k = min(p.n_pos, len(idx))
+        jp.append(_jaccard(idx[d32.topk(k).indices], idx[d16.topk(k).indices]))
+    d = torch.cat(diffs)
+    return dict(density_max_abs_diff=float(d.max()), density_mean_abs_diff=float(d.mean()),
+                anchor_jaccard_mean=float(np.mean(ja)), anchor_jaccard_min=float(np.min(ja)),
+                positive_jaccard_mean=float(np.mean(jp)), positive_jaccard_min=float(np.min(jp)), classes=len(ja))
+
 def bf16_effect(p: Preset, banks: dict, rep, fts, labels, seed: int = 0) -> dict:
     "Densities, anchors and positive keys with a bfloat16 bank vs a float32 bank (`banks` has both)."
     out = {}
@@ -263,7 +289,7 @@ def _sync(device):
 
 def bench(preset: str = "small", repeats: int = 5, device: str = "cpu", dtype: str = "float32", seed: int = 0,
           log=print) -> dict:
-    "Time the three variants on identical inputs and measure the bfloat16 bank; returns the results as a dict."
+    "Time the variants on identical inputs, measure the bfloat16 bank and bf16 similarities; returns a dict."
     p = PRESETS[preset]
     tdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
     load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
@@ -273,17 +299,18 @@ def bench(preset: str = "small", repeats: int = 5, device: str = "cpu", dtype: s
     ref0 = ListBank.from_store(p, store, tdtype)
     pairs, la, ln, lbuf = lower_bound_inputs(p, fts, labels, store)
     kmax = max(p.ks)
-    def run_project():
+    def run_project(sim_dtype=torch.float32):
         g = torch.Generator(device=device).manual_seed(seed)
-        return lambda: project_step(bank, rep, fts, labels, p, g)
+        return lambda: project_step(bank, rep, fts, labels, p, g, sim_dtype)
     def run_reference():
         rb, rs = ref0.copy(), np.random.RandomState(seed)
         return lambda: reference_step(rb, rep, fts, labels, p, rs)
     setups = {"project": run_project, "reference": run_reference,
-              "lower_bound": lambda: (lambda: lower_bound_step(pairs, la, ln, lbuf, kmax))}
+              "lower_bound": lambda: (lambda: lower_bound_step(pairs, la, ln, lbuf, kmax)),
+              "project_bf16sim": lambda: run_project(torch.bfloat16)}  # bfloat16 similarities (knn_density_fast)
     names, times, losses = list(setups), {k: [] for k in setups}, {}
     for r in range(repeats + 1):
-        for name in names[r % 3:] + names[:r % 3]:
+        for name in names[r % len(names):] + names[:r % len(names)]:
             bank.load_state_dict(snapshot)
             rep.grad = None
             fn = setups[name]()
@@ -300,6 +327,7 @@ def bench(preset: str = "small", repeats: int = 5, device: str = "cpu", dtype: s
     other = filled_bank(p, store, torch.bfloat16 if tdtype == torch.float32 else torch.float32, seed)
     banks = {"float32": bank, "bfloat16": other} if tdtype == torch.float32 else {"float32": other, "bfloat16": bank}
     bf16 = bf16_effect(p, banks, rep, fts, labels, seed)
+    sims = sim_effect(p, bank, rep, fts, labels, seed)
     y = labels.reshape(-1)
     counts = torch.bincount(y[y != 255], minlength=p.n_classes).tolist()
     return dict(
@@ -310,10 +338,12 @@ def bench(preset: str = "small", repeats: int = 5, device: str = "cpu", dtype: s
         times={k: dict(median_s=med[k], all_s=times[k]) for k in names},
         ratios=dict(project_over_lower_bound=med["project"] / med["lower_bound"],
                     reference_over_project=med["reference"] / med["project"],
-                    reference_over_lower_bound=med["reference"] / med["lower_bound"]),
+                    reference_over_lower_bound=med["reference"] / med["lower_bound"],
+                    project_bf16sim_over_lower_bound=med["project_bf16sim"] / med["lower_bound"],
+                    project_over_project_bf16sim=med["project"] / med["project_bf16sim"]),
         losses=losses,
         bank_bytes={k: bank_bytes(b) for k, b in banks.items()},
-        bf16=bf16,
+        bf16=bf16, bf16_sims=sims,
     )
 
 # %% ../nbs/12_bench.ipynb #2051e624
@@ -324,9 +354,9 @@ def format_table(res: dict) -> str:
     lines = [f"DGCL step, preset {res['preset']} (C={cfg['n_classes']}, N={cfg['size']}, D={cfg['feat_dim']}, "
              f"batch {cfg['batch']}×{cfg['hw']}×{cfg['hw']}), {res['device']}, {res['threads']} threads, "
              f"bank {res['dtype']}, median of {res['repeats']}",
-             f"{'variant':<13}{'median s':>10}{'× lower bound':>15}"]
-    for k in ("lower_bound", "project", "reference"):
-        lines.append(f"{k.replace('_', ' '):<13}{t[k]['median_s']:>10.3f}{t[k]['median_s'] / lb:>15.2f}")
+             f"{'variant':<17}{'median s':>10}{'× lower bound':>15}"]
+    for k in ("lower_bound", "project", "reference", "project_bf16sim"):
+        if k in t: lines.append(f"{k.replace('_', ' '):<17}{t[k]['median_s']:>10.3f}{t[k]['median_s'] / lb:>15.2f}")
     r, b, q = res["ratios"], res["bank_bytes"], res["bf16"]
     lines += [f"reference / project: {r['reference_over_project']:.2f}×   project / lower bound: "
               f"{r['project_over_lower_bound']:.2f}×",
@@ -335,29 +365,320 @@ def format_table(res: dict) -> str:
               f"mean {q['density_mean_abs_diff']:.2e}; anchors Jaccard mean {q['anchor_jaccard_mean']:.3f} "
               f"(min {q['anchor_jaccard_min']:.3f}); positives Jaccard mean {q['positive_jaccard_mean']:.3f} "
               f"(min {q['positive_jaccard_min']:.3f}); loss {q['loss_float32']:.4f} vs {q['loss_bfloat16']:.4f}"]
+    if "bf16_sims" in res:
+        s = res["bf16_sims"]
+        lines.append(f"bfloat16 similarities vs float32 ({s['classes']} classes): density |Δ| max {s['density_max_abs_diff']:.2e} "
+                     f"mean {s['density_mean_abs_diff']:.2e}; anchors Jaccard mean {s['anchor_jaccard_mean']:.3f} "
+                     f"(min {s['anchor_jaccard_min']:.3f}); positives Jaccard mean {s['positive_jaccard_mean']:.3f} "
+                     f"(min {s['positive_jaccard_min']:.3f}); project / project_bf16sim "
+                     f"{r['project_over_project_bf16sim']:.2f}×, project_bf16sim / lower bound {r['project_bf16sim_over_lower_bound']:.2f}×")
     if res.get("load_avg_before") is not None:
         lines.append(f"load average (1 min) before/after: {res['load_avg_before']:.2f} / {res['load_avg_after']:.2f}")
     return "\n".join(lines)
 
 def main(argv=None):
     "Command line: `python -m dgcl.bench --preset paper` (also the console script `dgcl-bench`)."
-    ap = argparse.ArgumentParser(prog="dgcl-bench", description="Time the DGCL step: project vs reference vs lower bound.")
-    ap.add_argument("--preset", choices=sorted(PRESETS), default="small")
-    ap.add_argument("--repeats", type=int, default=5, help="timed repeats per variant (after one warm-up)")
+    ap = argparse.ArgumentParser(prog="dgcl-bench", description="Time the DGCL step: project vs reference vs lower bound; "
+                                 "train-step: whole training steps, float32 vs the fast path; scaling: the DGCL step "
+                                 "at C classes × N bank entries.")
+    ap.add_argument("--preset", choices=sorted(PRESETS) + ["scaling", "train-step"], default="small")
+    ap.add_argument("--repeats", type=int, default=None, help="timed repeats per variant (after one warm-up); "
+                    "default 5, train-step 15, scaling 3")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice); one thread "
+                    "times more steadily on a machine that others share")
+    ap.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # seconds-long settings for tests and dry runs
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="storage of the bank")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="JSON path (default runs/bench/<preset>.json)")
     a = ap.parse_args(argv)
-    if a.repeats < 1: ap.error(f"--repeats={a.repeats}: allowed is ≥ 1")
+    if a.repeats is not None and a.repeats < 1: ap.error(f"--repeats={a.repeats}: allowed is ≥ 1")
     if a.device == "cuda" and not torch.cuda.is_available(): ap.error("--device cuda: no CUDA device is available")
-    res = bench(a.preset, a.repeats, a.device, a.dtype, a.seed)
-    print(format_table(res))
+    if a.threads is not None:
+        if a.threads < 1: ap.error(f"--threads={a.threads}: allowed is ≥ 1")
+        torch.set_num_threads(a.threads)
+    if a.preset == "train-step":
+        res = train_step_bench(a.repeats or 15, overrides=TINY if a.tiny else None, device=a.device, seed=a.seed)
+        print(format_step_table(res))
+    elif a.preset == "scaling":
+        res = scaling_bench(a.repeats or 3, tiny=a.tiny, device=a.device, seed=a.seed)
+        print(format_scaling_table(res))
+    else:
+        res = bench(a.preset, a.repeats or 5, a.device, a.dtype, a.seed)
+        print(format_table(res))
     out = Path(a.out or f"runs/bench/{a.preset}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1))
+    if a.preset == "scaling":
+        scaling_plot(res, out.with_suffix(".png"))
+        print(f"wrote {out.with_suffix('.png')}")
     print(f"wrote {out}")
     return 0
+
+# %% ../nbs/12_bench.ipynb #b15a0002
+STEP_KINDS = ("supervised", "selftrain", "dgcl")
+STEP_VARIANTS = {  # name: (Config fields, fused optimiser)
+    "fp32": (dict(amp="none", channels_last=False), False),  # the trainer before the fast path
+    "fp32_fused": (dict(amp="none", channels_last=False), True),
+    "bf16": (dict(amp="bf16", channels_last=False), True),
+    "bf16_cl": (dict(amp="bf16", channels_last=True), True),
+}
+FAST = "bf16_cl"  # the variant `fp32_over_fast` compares with
+TINY = dict(crop=32, batch_size=2, head_dim=16, proj_dim=16, memory_size=20, memory_per_update=10, n_anchors=8,
+            n_pos=4, n_neg=16, max_pixels=50)  # seconds, for tests and dry runs
+
+def step_trainer(kind: str, # 'supervised' | 'selftrain' | 'dgcl'
+                 variant: str, # a key of STEP_VARIANTS
+                 run_dir, # an empty folder
+                 overrides: dict | None = None, # Config fields on top of the embedded recipe
+                 device: str = "cpu", seed: int = 0):
+    "A `Trainer` of the embedded recipe, positioned after the warm-up, its bank filled with random entries."
+    from dgcl.trainer import Config, Trainer, make_optimizer
+    fields, fused = STEP_VARIANTS[variant]
+    cfg = Config(method=kind, num_workers=0, figures=False, device=device, seed=seed, run_dir=str(run_dir),
+                 **{**(overrides or {}), **fields})
+    tr = Trainer(cfg, quiet=True)
+    tr.optimizer = make_optimizer(tr.student, tr.cfg, fused=fused)
+    if tr.bank is not None:  # full from the start, so that the DGCL term runs at every step
+        g = torch.Generator().manual_seed(seed)
+        n = tr.cfg.memory_size
+        for c in range(tr.n_classes):
+            tr.bank.push(c, torch.randn(n, tr.cfg.head_dim, generator=g).to(tr.device),
+                         torch.randn(n, tr.cfg.proj_dim, generator=g).to(tr.device), torch.rand(n, generator=g).to(tr.device))
+    return tr
+
+def step_batch(tr) -> tuple:
+    "One labelled and one unlabelled batch of the trainer's data, on the host: (x_l, y_l, x_u, ign_u)."
+    (x_l, y_l), (x_u, ign_u) = next(iter(zip(*tr.loaders(tr.warm_step))))
+    return x_l, y_l, x_u, ign_u
+
+def run_train_step(tr, batch: tuple) -> dict:
+    "Adapter: one `train_step` of `tr` on a host batch, at the first semi-supervised step every time."
+    tr.step = tr.warm_step if tr.cfg.method != "supervised" else 0  # same seed, same schedule point, each call
+    x_l, y_l, x_u, ign_u = (tr._to_device(t) for t in batch)
+    if tr.cfg.method == "supervised": x_u = ign_u = None
+    return tr.train_step(x_l, y_l, x_u, ign_u)
+
+def loader_seconds(tr, n: int = 10) -> float:
+    "Seconds per (labelled, unlabelled) batch pair that the trainer's loaders deliver (its `num_workers`)."
+    it = zip(*tr.loaders(tr.warm_step))
+    next(it)  # workers started
+    t0 = time.perf_counter()
+    for _ in range(n): next(it)
+    return (time.perf_counter() - t0) / n
+
+
+# %% ../nbs/12_bench.ipynb #b15a0003
+def train_step_bench(repeats: int = 15, # timed rounds (after one warm-up)
+                     variants: tuple[str, ...] = tuple(STEP_VARIANTS),
+                     kinds: tuple[str, ...] = STEP_KINDS,
+                     overrides: dict | None = None, # Config fields on top of the embedded recipe (TINY for tests)
+                     device: str = "cpu", seed: int = 0, num_workers: int = 1, log=print) -> dict:
+    "Median seconds of whole `train_step`s per variant and step kind, timed round-robin in one process."
+    import tempfile
+    load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    with tempfile.TemporaryDirectory() as tmp:
+        trs = {(v, k): step_trainer(k, v, Path(tmp) / f"{v}-{k}", overrides, device, seed) for v in variants for k in kinds}
+        semi = next((tr for (v, k), tr in trs.items() if k != "supervised"), None)
+        batch = step_batch(semi or trs[variants[0], kinds[0]])  # the same images for every variant
+        cfg = trs[variants[0], kinds[-1]].cfg
+        keys, times = list(trs), {key: [] for key in trs}
+        for r in range(repeats + 1):
+            for key in keys[r % len(keys):] + keys[:r % len(keys)]:
+                tr = trs[key]
+                _sync(tr.device); t0 = time.perf_counter()
+                run_train_step(tr, batch)
+                _sync(tr.device); dt = time.perf_counter() - t0
+                if key[1] == "dgcl" and not tr.contra_ran: raise RuntimeError("the DGCL term did not run")
+                if r > 0: times[key].append(dt)
+            log(f"  round {r}/{repeats}{' (warm-up)' if r == 0 else ''}")
+        lt = trs[variants[0], kinds[-1]]
+        lt.cfg.num_workers = num_workers
+        loader = loader_seconds(lt, 5 if overrides else 10)
+    med = {v: {k: statistics.median(times[v, k]) for k in kinds} for v in variants}
+    fast = FAST if FAST in variants else variants[-1]
+    base = "fp32" if "fp32" in variants else variants[0]
+    return dict(
+        preset="train-step", recipe="embedded", overrides=overrides or {}, device=str(lt.device), repeats=repeats, seed=seed,
+        threads=torch.get_num_threads(), torch=torch.__version__, cpu_flags_bf16=_bf16_flags(),
+        network=dict(backbone=cfg.backbone, crop=cfg.crop, batch_size=cfg.batch_size, split_bn=cfg.split_bn,
+                     memory_size=cfg.memory_size, head_dim=cfg.head_dim),
+        variants={v: dict(**STEP_VARIANTS[v][0], fused_optimizer=STEP_VARIANTS[v][1]) for v in variants},
+        kinds=list(kinds), fast=fast, baseline=base,
+        median_s=med, all_s={v: {k: times[v, k] for k in kinds} for v in variants},
+        fp32_over_fast={k: med[base][k] / med[fast][k] for k in kinds},
+        fp32_over={v: {k: med[base][k] / med[v][k] for k in kinds} for v in variants},
+        loader=dict(num_workers=num_workers, seconds_per_batch_pair=loader),
+        load_avg_before=load0, load_avg_after=os.getloadavg()[0] if hasattr(os, "getloadavg") else None)
+
+def _bf16_flags() -> list[str]:
+    from dgcl.trainer import _cpu_flags
+    return sorted(f for f in _cpu_flags() if "bf16" in f or "amx" in f)
+
+def format_step_table(res: dict) -> str:
+    "The train-step medians as a printable table (ms), with the ratio to the float32 path."
+    n, base = res["network"], res["baseline"]
+    lines = [f"train_step, embedded recipe ({n['backbone']}, crop {n['crop']}, batch {n['batch_size']}+{n['batch_size']}, "
+             f"bank {n['memory_size']}/class), {res['device']}, {res['threads']} threads, median of {res['repeats']}",
+             f"{'variant':<12}" + "".join(f"{k + ' ms':>16}{'×':>7}" for k in res["kinds"])]
+    for v, row in res["median_s"].items():
+        lines.append(f"{v:<12}" + "".join(f"{row[k] * 1e3:>16.0f}{res['fp32_over'][v][k]:>7.2f}" for k in res["kinds"]))
+    lines.append(f"{base} / {res['fast']}: " + ", ".join(f"{k} {r:.2f}×" for k, r in res["fp32_over_fast"].items()))
+    lines.append(f"data loading ({res['loader']['num_workers']} worker): {res['loader']['seconds_per_batch_pair'] * 1e3:.0f} ms "
+                 "per labelled+unlabelled batch pair")
+    if res.get("load_avg_before") is not None:
+        lines.append(f"load average (1 min) before/after: {res['load_avg_before']:.2f} / {res['load_avg_after']:.2f}")
+    return "\n".join(lines)
+
+
+# %% ../nbs/12_bench.ipynb #b15a0008
+SCALING_C, SCALING_N = (21, 81, 150), (2000, 10000, 20000)
+
+def scaling_preset(n_classes: int, size: int, tiny: bool = False) -> Preset:
+    "The paper preset with C classes and N bank entries per class (tiny: a seconds-long stand-in)."
+    if tiny: return Preset(n_classes=n_classes, size=size, feat_dim=16, proj_dim=16, per_update=size // 2, batch=2, hw=17,
+                           n_anchors=8, n_pos=4, n_neg=16, max_pixels=100)
+    return replace(PRESETS["paper"], n_classes=n_classes, size=size)
+
+def bank_bytes_for(p: Preset, dtype=torch.float32) -> int:
+    "Bytes of a full bank of preset `p` stored in `dtype` (features, projections, float32 densities, counters)."
+    esize = torch.empty(0, dtype=dtype).element_size()
+    return p.n_classes * p.size * ((p.feat_dim + p.proj_dim) * esize + 4) + 2 * 8 * p.n_classes
+
+def scaling_inputs(p: Preset, dtype=torch.float32, seed: int = 0, device="cpu"):
+    "(fts, rep, labels, bank) like `make_inputs`, the bank filled class by class (no second copy of the store)."
+    g = torch.Generator().manual_seed(seed)
+    C, B, H = p.n_classes, p.batch, p.hw
+    cf = F.normalize(torch.randn(C, p.feat_dim, generator=g), dim=1)
+    cr = F.normalize(torch.randn(C, p.proj_dim, generator=g), dim=1)
+    labels = torch.from_numpy(make_labels(p, seed))
+    cls = labels.flatten().clone()
+    ign = cls == 255
+    cls[ign] = torch.randint(0, C, (int(ign.sum()),), generator=g)
+    to_map = lambda x: x.view(B, H, H, -1).permute(0, 3, 1, 2).contiguous().to(device)
+    fts, rep = to_map(_noisy(cf, cls, g)), to_map(_noisy(cr, cls, g)).requires_grad_()
+    bank = MemoryBank(C, p.size, p.feat_dim, p.proj_dim, p.per_update, p.ks, device=device, dtype=dtype, seed=seed)
+    for c in range(C):
+        one = torch.full((p.size,), c)
+        bank.push(c, _noisy(cf, one, g).to(device), _noisy(cr, one, g).to(device), torch.rand(p.size, generator=g).to(device))
+    return fts, rep, labels.to(device), bank
+
+def scaling_bench(repeats: int = 3, # timed steps per setting (after one warm-up)
+                  tiny: bool = False, device: str = "cpu", seed: int = 0,
+                  budget_gb: float = 4.0, # largest float32 bank run; beyond it the bank is stored in bfloat16
+                  gpu_gb: float = 24.0, # the GPU memory the table speaks of
+                  log=print) -> dict:
+    "The DGCL step at every C × N of the grid: median seconds and bank bytes; the long-tail start of the term."
+    Cs, Ns = ((6, 11), (40, 80)) if tiny else (SCALING_C, SCALING_N)
+    rows = []
+    for C in Cs:
+        for N in Ns:
+            p = scaling_preset(C, N, tiny)
+            b32, b16 = bank_bytes_for(p), bank_bytes_for(p, torch.bfloat16)
+            dtype = torch.float32 if b32 <= budget_gb * 2**30 else torch.bfloat16
+            row = dict(n_classes=C, size=N, bank_bytes_float32=b32, bank_bytes_bfloat16=b16, dtype=str(dtype)[6:],
+                       fits_gpu_float32=b32 <= gpu_gb * 2**30, fits_gpu_bfloat16=b16 <= gpu_gb * 2**30)
+            if dtype == torch.bfloat16 and b16 > budget_gb * 2**30:
+                rows.append({**row, "skipped": f"even a bfloat16 bank ({b16 / 2**30:.1f} GiB) exceeds {budget_gb} GiB"})
+                continue
+            fts, rep, labels, bank = scaling_inputs(p, dtype, seed, device)
+            y = labels[labels != 255]
+            row["classes_in_batch"] = int(torch.unique(y).numel())  # the step's cost follows these and N, hardly C
+            row["labelled_pixels"] = int(y.numel())
+            g = torch.Generator(device=device).manual_seed(seed)
+            ts = []
+            for r in range(repeats + 1):
+                rep.grad = None
+                _sync(device); t0 = time.perf_counter()
+                project_step(bank, rep, fts, labels, p, g)
+                _sync(device); ts.append(time.perf_counter() - t0)
+            rows.append({**row, "median_s": statistics.median(ts[1:]), "all_s": ts[1:]})
+            log(f"  C={C} N={N} {row['dtype']}: {rows[-1]['median_s']:.3f} s")
+            del fts, rep, labels, bank
+    per_entry = {str(dt)[6:]: bank_bytes_for(Preset(1, 1, 256, 256, 1, 1, 1), dt) for dt in (torch.float32, torch.bfloat16)}
+    n_max = {dt: {C: int(gpu_gb * 2**30 // (C * b)) for C in Cs} for dt, b in per_entry.items()}
+    return dict(preset="scaling", tiny=tiny, device=device, repeats=repeats, threads=torch.get_num_threads(),
+                torch=torch.__version__, budget_gb=budget_gb, gpu_gb=gpu_gb, rows=rows, max_size_in_gpu=n_max,
+                long_tail=long_tail_start(sizes=(20, 40) if tiny else SCALING_N, max_steps=2000 if tiny else 200_000))
+
+
+# %% ../nbs/12_bench.ipynb #b15a0009
+def ade_like_frequencies(n_classes: int = 150) -> tuple[np.ndarray, np.ndarray]:
+    "Per class: probability that a training image holds it, and its area fraction where it does (ADE20K-like ranges)."
+    r = np.linspace(0, 1, n_classes)
+    freq = 0.58 * (0.004 / 0.58) ** r  # image frequency, geometric from ≈0.58 (wall) to ≈0.004 (the rarest classes)
+    ratio = 0.16 * (0.0001 / 0.16) ** r  # share of all pixels, from ≈0.16 to ≈0.0001
+    return freq, ratio / freq
+
+def long_tail_start(sizes=SCALING_N, # N, entries per class the bank must hold
+                    n_classes: int = 150, per_update: int = 1000, images: int = 8, # images feeding the bank per step
+                    pixels: int = 129 * 129, # labels per image at the feature resolution (513 crop, stride 4)
+                    max_steps: int = 200_000, seed: int = 0) -> dict:
+    "Steps until the first class, half, 90 % and all classes hold N entries (global start = all), simulated."
+    rs = np.random.RandomState(seed)
+    freq, area = ade_like_frequencies(n_classes)
+    total, chunk, got = np.zeros(n_classes), 5000, {}
+    full_at = {N: np.full(n_classes, -1) for N in sizes}
+    for s0 in range(0, max_steps, chunk):
+        present = rs.random_sample((chunk, images, n_classes)) < freq  # steps, images, classes
+        px = (present * area * pixels * rs.uniform(0.5, 1.5, (chunk, images, n_classes))).sum(1)
+        added = np.minimum(px.astype(np.int64), per_update)  # SPEC §5: at most N_memo new entries per class and step
+        cum = total + np.cumsum(added, 0)
+        for N, at in full_at.items():
+            new = (at < 0) & (cum[-1] >= N)
+            at[new] = s0 + np.argmax(cum[:, new] >= N, 0) + 1
+        total = cum[-1]
+        if all((at >= 0).all() for at in full_at.values()): break
+    for N, at in full_at.items():
+        done = np.sort(at[at >= 0])
+        q = lambda f: int(done[int(np.ceil(f * n_classes)) - 1]) if len(done) >= np.ceil(f * n_classes) else None
+        got[N] = dict(first=q(1 / n_classes), half=q(0.5), p90=q(0.9), all=q(1.0))
+    return dict(n_classes=n_classes, per_update=per_update, images_per_step=images, pixels_per_image=pixels,
+                max_steps=max_steps, steps=got)
+
+
+# %% ../nbs/12_bench.ipynb #b15a0010
+def format_scaling_table(res: dict) -> str:
+    "The scaling grid and the long-tail start as printable tables."
+    lines = [f"DGCL step at C classes × N entries ({res['device']}, {res['threads']} threads, median of {res['repeats']}; "
+             f"float32 bank up to {res['budget_gb']} GiB, bfloat16 beyond)",
+             f"{'C':>5}{'N':>7}{'bank':>10}{'seconds':>9}{'float32 GiB':>13}{'bf16 GiB':>10}  fits {res['gpu_gb']:.0f} GB (f32/bf16)"]
+    for r in res["rows"]:
+        t = f"{r['median_s']:>9.3f}" if "median_s" in r else f"{'—':>9}"
+        lines.append(f"{r['n_classes']:>5}{r['size']:>7}{r['dtype']:>10}{t}{r['bank_bytes_float32'] / 2**30:>13.2f}"
+                     f"{r['bank_bytes_bfloat16'] / 2**30:>10.2f}  {'yes' if r['fits_gpu_float32'] else 'no'}/"
+                     f"{'yes' if r['fits_gpu_bfloat16'] else 'no'}")
+    m = res["max_size_in_gpu"]
+    lines.append(f"largest N per class whose bank alone fits {res['gpu_gb']:.0f} GB: " + "; ".join(
+        f"C={C}: {m['float32'][C]:,} (float32), {m['bfloat16'][C]:,} (bf16)" for C in m["float32"]))
+    lt = res["long_tail"]
+    lines.append(f"steps until classes hold N entries, {lt['n_classes']} ADE20K-like classes, {lt['images_per_step']} "
+                 f"images/step, ≤{lt['per_update']} new entries/class/step (first / half / 90% / all = global start):")
+    for N, s in lt["steps"].items():
+        lines.append(f"  N={N:>6}: " + " / ".join(f"{s[k]:,}" if s[k] is not None else f">{lt['max_steps']:,}"
+                                              for k in ("first", "half", "p90", "all")))
+    return "\n".join(lines)
+
+def scaling_plot(res: dict, path):
+    "Seconds per DGCL step and bank size against N, one line per C."
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
+    for C in sorted({r["n_classes"] for r in res["rows"]}):
+        rows = [r for r in res["rows"] if r["n_classes"] == C]
+        timed = [r for r in rows if "median_s" in r]
+        a.plot([r["size"] for r in timed], [r["median_s"] for r in timed], "o-", label=f"C={C}")
+        for r in timed:
+            if r["dtype"] != "float32": a.annotate("bf16", (r["size"], r["median_s"]), fontsize=7)
+        l, = b.plot([r["size"] for r in rows], [r["bank_bytes_float32"] / 2**30 for r in rows], "o-", label=f"C={C} float32")
+        b.plot([r["size"] for r in rows], [r["bank_bytes_bfloat16"] / 2**30 for r in rows], "s--", color=l.get_color(),
+               label=f"C={C} bf16")
+    a.set(xlabel="N entries per class", ylabel="seconds per DGCL step", title=f"DGCL step ({res['device']})")
+    b.set(xlabel="N entries per class", ylabel="bank GiB", title="bank memory")
+    a.legend(fontsize=8); b.legend(fontsize=7)
+    fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
+
 
 # %% ../nbs/12_bench.ipynb #2535dd66
 #| eval: false

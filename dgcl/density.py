@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['knn_density']
+__all__ = ['knn_density', 'knn_density_fast']
 
 # %% ../nbs/03_density.ipynb #ccf3a3b4
 @torch.no_grad()
@@ -18,29 +18,53 @@ def knn_density(query: torch.Tensor, # M,D features whose density is wanted
                 ks: tuple[int, ...] = (8, 16, 32), # the scales K of Eq. 8
                 max_elems: int = 2**25, # at most this many similarities are held at once (chunking over M)
                 workspace: dict | None = None, # keeps the similarity buffer between calls (one dict per step)
+                sim_dtype: torch.dtype = torch.float32, # bfloat16: products accumulated in float32, rounded to bf16
                ) -> torch.Tensor: # M float32 densities in [-1, 1]
     "Multi-scale kNN density of each row of `query` against `bank` (Eq. 7–8), exact, chunked over the queries."
     if query.ndim != 2 or bank.ndim != 2 or query.shape[1] != bank.shape[1]:
         raise ValueError(f"query must be M×D and bank N×D with the same D, got {tuple(query.shape)} and {tuple(bank.shape)}")
     if not ks or min(ks) < 1: raise ValueError(f"ks={ks!r}: every k must be ≥ 1")
+    if sim_dtype not in (torch.float32, torch.bfloat16):
+        raise ValueError(f"sim_dtype={sim_dtype}: allowed are torch.float32 and torch.bfloat16")
     M, N = query.shape[0], bank.shape[0]
     out = torch.zeros(M, dtype=torch.float32, device=query.device)
     if M == 0 or N == 0: return out
-    q = F.normalize(query.float(), dim=1)  # M,D
-    b = F.normalize(bank.float(), dim=1)  # N,D
+    q = F.normalize(query.float(), dim=1).to(sim_dtype)  # M,D, normalised in float32
+    b = F.normalize(bank.float(), dim=1).to(sim_dtype)  # N,D
     ks_eff = [min(k, N) for k in ks]
     kmax = max(ks_eff)
     scale = torch.zeros(kmax, dtype=torch.float32, device=query.device)  # weight of the j-th neighbour, summed over k
     for k in ks_eff: scale[:k] += 1.0 / (k * len(ks))
     step = min(M, max(1, max_elems // N))
-    buf = workspace.get("sims") if workspace is not None else None
+    key = "sims" if sim_dtype == torch.float32 else "sims_bf16"
+    buf = workspace.get(key) if workspace is not None else None
     if buf is None or buf.numel() < step * N or buf.device != query.device:
-        buf = torch.empty(step * N, dtype=torch.float32, device=query.device)  # one buffer, reused by every chunk
-        if workspace is not None: workspace["sims"] = buf
+        buf = torch.empty(step * N, dtype=sim_dtype, device=query.device)  # one buffer, reused by every chunk
+        if workspace is not None: workspace[key] = buf
     sims = buf[:step * N].view(step, N)
     with torch.autocast(query.device.type, enabled=False):
         for s in range(0, M, step):
             m = min(step, M - s)
             top = torch.mm(q[s:s + m], b.T, out=sims[:m]).topk(kmax, dim=1, sorted=True).values  # most similar first
-            out[s:s + m] = top @ scale  # Eq. 8 as one weighted sum of the sorted similarities
+            out[s:s + m] = top.float() @ scale  # Eq. 8 as one weighted sum of the sorted similarities
     return out
+
+# %% ../nbs/03_density.ipynb #e15a0002
+@torch.no_grad()
+def knn_density_fast(query: torch.Tensor, # M,D
+                     bank: torch.Tensor, # N,D
+                     ks: tuple[int, ...] = (8, 16, 32),
+                     n_low: int = 0, # the selection of the sparsest (N_q anchors)
+                     n_high: int = 0, # the selection of the densest (n_pos keys)
+                     margin: int = 2, # pools of margin × n_low and margin × n_high are recomputed in float32
+                     max_elems: int = 2**25, workspace: dict | None = None,
+                    ) -> torch.Tensor: # M float32 densities, exact in float32 on the two pools
+    "`knn_density` with bfloat16 similarities, the pools of the sparsest and densest queries recomputed in float32."
+    d = knn_density(query, bank, ks, max_elems, workspace, sim_dtype=torch.bfloat16)
+    M = d.numel()
+    pools = ([d.topk(min(M, margin * n_low), largest=False).indices] if n_low else []) + \
+            ([d.topk(min(M, margin * n_high)).indices] if n_high else [])
+    if pools:
+        idx = torch.cat(pools).unique()
+        d[idx] = knn_density(query[idx], bank, ks, max_elems, workspace)
+    return d

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .density import knn_density
+from .density import knn_density, knn_density_fast
 from .memory import MemoryBank, _gather_pixels
 from .sampling import class_negatives, class_pixels, prototype, select_anchors
 
@@ -46,6 +46,8 @@ def dgcl_loss(rep: torch.Tensor, # B,P,H,W projections of the student (carry the
               max_pixels: int = 10000, # pixels of a class kept before density is computed
               generator: torch.Generator | None = None, # on the device of `labels`
               cache: dict | None = None, # filled with {class: (pixel indices, densities)} for `bank.update`
+              ready: list[bool] | None = None, # per class: may it be an anchor class (the per-class start)? None: all
+              sim_dtype: torch.dtype = torch.float32, # bfloat16: `knn_density_fast` (selections pools in float32)
              ) -> torch.Tensor | None: # scalar with a graph into `rep`, or None when no class qualifies
     "Density-guided contrastive loss of a batch (Algorithm 1, Eq. 7–13)."
     if tau <= 0: raise ValueError(f"tau={tau!r} is out of range: allowed is tau > 0")
@@ -53,6 +55,9 @@ def dgcl_loss(rep: torch.Tensor, # B,P,H,W projections of the student (carry the
         raise ValueError(f"n_anchors={n_anchors}, n_pos={n_pos}, n_neg={n_neg}: allowed are n_anchors ≥ 1, n_pos ≥ 1, n_neg ≥ 0")
     if rep.shape[-2:] != labels.shape[-2:] or fts.shape[-2:] != labels.shape[-2:]:
         raise ValueError(f"rep {tuple(rep.shape)}, fts {tuple(fts.shape)} and labels {tuple(labels.shape)} must share B,H,W")
+    if ready is not None:  # classes whose bank is not full yet are no anchors; their pixels stay negatives of others
+        if len(ready) != bank.n_classes: raise ValueError(f"ready has {len(ready)} entries: allowed is one per class ({bank.n_classes})")
+        skip_classes = tuple(skip_classes) + tuple(c for c, r in enumerate(ready) if not r)
     pixels = class_pixels(labels, bank.n_classes, ignore_index, skip_classes, max_pixels, generator)
     if not pixels: return None
     u = torch.rand(labels.numel(), generator=generator, device=labels.device)  # one draw for every class's negatives
@@ -60,7 +65,9 @@ def dgcl_loss(rep: torch.Tensor, # B,P,H,W projections of the student (carry the
     rep_keys = rep.detach()
     anchors, protos, negs, ws = [], [], [], {}
     for c, idx in pixels.items():
-        dens = knn_density(_gather_pixels(fts.detach(), idx), bank.class_feats(c), bank.ks, workspace=ws)  # Eq. 7–8
+        q = _gather_pixels(fts.detach(), idx)
+        dens = (knn_density(q, bank.class_feats(c), bank.ks, workspace=ws) if sim_dtype == torch.float32 else
+                knn_density_fast(q, bank.class_feats(c), bank.ks, n_anchors, n_pos, workspace=ws))  # Eq. 7–8
         if cache is not None: cache[c] = (idx, dens)
         anchors.append(idx[select_anchors(dens, n_anchors)])  # Eq. 9
         v, top = bank.valid(c), dens.topk(min(n_pos, dens.numel())).indices  # gather only the keys' reps

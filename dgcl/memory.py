@@ -66,6 +66,10 @@ class MemoryBank(nn.Module):
         "Does every class hold `size` entries? (The contrastive loss starts then.)"
         return all(n == self.size for n in self._count)
 
+    def ready_classes(self) -> list[bool]:
+        "Per class: does it hold `size` entries? (The per-class start of the contrastive loss; read on the host.)"
+        return [n == self.size for n in self._count]
+
     def valid(self, c: int) -> slice:
         "Rows of class `c` that hold entries."
         return slice(0, self._count[c])

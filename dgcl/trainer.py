@@ -32,9 +32,10 @@ from .memory import MemoryBank
 from .model import build_model, param_groups, upsample
 
 # %% auto #0
-__all__ = ['METHODS', 'DATASETS', 'OPTIMIZERS', 'RECIPES', 'PROCEDURES', 'Config', 'ema_update', 'copy_params', 'ema_decay_at',
-           'poly_lr', 'make_optimizer', 'ohem_ce', 'confusion', 'iou_from_confusion', 'centre_crop', 'slide_logits',
-           'evaluate', 'StreamSampler', 'Keyed', 'Interrupted', 'Trainer', 'paper_protocol']
+__all__ = ['METHODS', 'DATASETS', 'OPTIMIZERS', 'RECIPES', 'PROCEDURES', 'RECIPE_DEFAULTS', 'PRECISIONS', 'Config', 'ema_update',
+           'copy_params', 'ema_decay_at', 'poly_lr', 'make_optimizer', 'ohem_ce', 'confusion', 'iou_from_confusion',
+           'centre_crop', 'slide_logits', 'evaluate', 'StreamSampler', 'Keyed', 'Interrupted', 'Trainer',
+           'native_precision', 'resolve_precision', 'contra_ready', 'paper_protocol']
 
 # %% ../nbs/07_trainer.ipynb #26863268
 METHODS = ("supervised", "selftrain", "dgcl")
@@ -74,6 +75,8 @@ PROCEDURES = {  # how the authors' released code trains (SPEC §12) and what the
                   teacher_copy_epochs=0, skip_classes="auto", cutmix_per="image", cutmix_box="aspect",
                   align_corners=False),
 }
+RECIPE_DEFAULTS = dict(amp="none", channels_last=False, fused_optimizer=False)  # float32, the per-tensor optimiser
+PRECISIONS = ("none", "bf16", "fp16")
 
 @dataclass
 class Config:
@@ -152,6 +155,9 @@ class Config:
     ignore_index: int = 255  # folder: the mask value that means "ignore"
     label_map: str = ""  # folder: mask value → class renaming, e.g. '255:1' for binary masks saved as 0/255
     val_fraction: float = 0.2  # folder without split lists: share of the images with a mask held out for validation
+    channels_last: bool | None = None  # model and image batches in channels_last memory format
+    contra_start: str = "global"  # 'global': L_contra once every class's bank is full (the paper) | 'per_class'
+    fused_optimizer: bool | None = None  # one fused optimiser kernel: faster, not bit-identical to the per-tensor loop
 
     def resolved(self) -> "Config":
         "A copy with every `None` replaced by the recipe's value, then the dataset's, validated."
@@ -162,7 +168,7 @@ class Config:
             raise ValueError(f"recipe={recipe!r} is unknown: allowed are {', '.join(PROCEDURES)}")
         proc = {k: v for k, v in PROCEDURES[recipe].items() if k not in DATASETS}
         proc |= PROCEDURES[recipe].get(self.dataset, {})
-        values = {**RECIPES[self.dataset], **proc, "recipe": recipe}
+        values = {**RECIPE_DEFAULTS, **RECIPES[self.dataset], **proc, "recipe": recipe}
         cfg = dataclasses.replace(self, **{k: v for k, v in values.items() if getattr(self, k) is None})
         if not cfg.run_dir: cfg.run_dir = f"runs/{cfg.dataset}-{cfg.method}-n{cfg.split}-seed{cfg.seed}"
         cfg.validate()
@@ -200,7 +206,8 @@ class Config:
             ("pretrained", self.pretrained in ("", "timm") or Path(self.pretrained).is_file(),
              "'' (none), 'timm' or the path of an existing weights file"),
             ("head_dim", self.head_dim >= 1, "≥ 1"), ("proj_dim", self.proj_dim >= 1, "≥ 1"),
-            ("amp", self.amp in ("bf16", "fp16", "none"), "none, bf16 or fp16"),
+            ("amp", self.amp in PRECISIONS, "none, bf16 or fp16"),
+            ("contra_start", self.contra_start in ("global", "per_class"), "global or per_class"),
             ("num_workers", self.num_workers >= 0, "≥ 0"), ("ckpt_every", self.ckpt_every >= 1, "≥ 1"),
             ("max_bad_steps", self.max_bad_steps >= 1, "≥ 1"), ("max_steps", self.max_steps >= 0, "≥ 0"),
             ("eval_every", self.eval_every >= 0, "≥ 0"), ("steps_per_epoch", self.steps_per_epoch >= 0, "≥ 0"),
@@ -225,7 +232,7 @@ class Config:
 @torch.no_grad()
 def ema_update(teacher: torch.nn.Module, student: torch.nn.Module, decay: float, buffers: bool = True):
     "teacher ← decay · teacher + (1 − decay) · student: parameters, and with `buffers` floating-point buffers (others copied)."
-    for t, s in zip(teacher.parameters(), student.parameters()): t.lerp_(s.detach(), 1.0 - decay)
+    torch._foreach_lerp_(list(teacher.parameters()), [s.detach() for s in student.parameters()], 1.0 - decay)  # one kernel
     if not buffers: return
     for t, s in zip(teacher.buffers(), student.buffers()):
         if t.dtype.is_floating_point: t.lerp_(s, 1.0 - decay)
@@ -247,12 +254,14 @@ def poly_lr(optimizer, base_lr: float, step: int, total: int, power: float = 0.9
 
 def make_optimizer(model: torch.nn.Module, # the student
                    cfg: "Config", # a resolved configuration
+                   fused: bool = True, # one fused kernel for all parameters (CPU and CUDA); False: a loop per tensor
                   ) -> torch.optim.Optimizer:
     "SGD with momentum as in SPEC §9, or AdamW (the embedded recipe), over `param_groups` (head at lr × head_lr_mult)."
     groups = param_groups(model, cfg.lr, cfg.head_lr_mult)
+    impl = dict(fused=True) if fused else dict(foreach=False)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **impl)
+    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, **impl)
 
 def ohem_ce(logits: torch.Tensor, # B,C,H,W
             target: torch.Tensor, # B,H,W
@@ -386,7 +395,7 @@ class Trainer:
         ck = self._check_run_dir()  # read once: checked here, restored below on resume
         self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
         if self.world > 1: self._init_distributed()
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}[cfg.amp]
+        self.amp_dtype = resolve_precision(cfg.amp, self.device)  # None: float32
         info = dataset_info(cfg.dataset)
         self.n_classes, self.ignore, self.classes = info["n_classes"], info["ignore_index"], info["classes"]
         self.skip_classes = tuple(info["skip_classes"])  # 'auto': the dataset's; `_build_data` resolves the recipe's
@@ -396,12 +405,13 @@ class Trainer:
         self.student = build_model(self.n_classes, cfg.backbone, output_stride=cfg.output_stride, dataset=cfg.dataset,
                                    pretrained=pretrained, head_dim=cfg.head_dim, proj_dim=cfg.proj_dim,
                                    multi_grid=cfg.multi_grid).to(self.device)
+        if cfg.channels_last: self.student = self.student.to(memory_format=torch.channels_last)
         if self.world > 1 and self.device.type == "cuda":  # SyncBatchNorm runs on GPUs only
             self.student = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.student)
         self.teacher = copy.deepcopy(self.student).requires_grad_(False)
         self.net = (DistributedDataParallel(self.student, device_ids=[self.device.index] if self.device.type == "cuda" else None)
                     if self.world > 1 else self.student)  # what train_step calls; self.student is the module itself
-        self.optimizer = make_optimizer(self.student, cfg)
+        self.optimizer = make_optimizer(self.student, cfg, fused=cfg.fused_optimizer)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.bank = (MemoryBank(self.n_classes, cfg.memory_size, cfg.head_dim, cfg.proj_dim, cfg.memory_per_update,
                                 device=self.device, dtype=getattr(torch, cfg.memory_dtype), seed=cfg.seed)
@@ -483,6 +493,55 @@ class Trainer:
         if cfg.method == "supervised": return mk(self.labelled, cfg.seed), itertools.repeat((None, None))
         return mk(self.labelled, cfg.seed), mk(self.unlabelled, cfg.seed + 1)
 
+# %% ../nbs/07_trainer.ipynb #a15f0002
+def _cpu_flags() -> set[str]:
+    "The CPU's feature flags (Linux /proc/cpuinfo; empty elsewhere)."
+    try: text = Path("/proc/cpuinfo").read_text()
+    except OSError: return set()
+    return set(next((l.split(":", 1)[1] for l in text.splitlines() if l.startswith("flags")), "").split())
+
+def native_precision(amp: str, # 'none' | 'bf16' | 'fp16'
+                     device: torch.device) -> bool:
+    "Does `device` compute in `amp` natively (not emulated)?"
+    if amp == "none": return True
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False) if amp == "bf16" else True
+    flags = _cpu_flags()
+    want = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16")}[amp]
+    return any(f in flags for f in want)
+
+def resolve_precision(amp: str, # the run's `Config.amp`
+                      device: torch.device) -> torch.dtype | None: # the autocast dtype, None for float32
+    "The autocast dtype of `amp` on `device`: an error for bf16 on a GPU without it, one warning line where emulated."
+    if amp not in PRECISIONS: raise ValueError(f"amp={amp!r} is out of range: allowed is {', '.join(PRECISIONS)}")
+    if not native_precision(amp, device):
+        if device.type == "cuda":
+            raise ValueError(f"amp={amp!r}: {torch.cuda.get_device_name(device)} has no bfloat16: allowed here are fp16 or none")
+        warnings.warn(f"amp={amp!r}: this CPU has no native {amp} instructions: running it emulated (slow, same precision)")
+    return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
+def contra_ready(bank: MemoryBank, # the run's bank
+                 start: str = "global", # Config.contra_start
+                ) -> list[bool] | None: # per class: may it be an anchor class? None: no L_contra this step
+    "When L_contra runs: 'global' once every class is full (the paper), 'per_class' for each full class."
+    if start == "global": return [True] * bank.n_classes if bank.is_full() else None
+    ready = bank.ready_classes()
+    return ready if any(ready) else None
+
+@patch
+def _to_device(self: Trainer, t: torch.Tensor | None) -> torch.Tensor | None:
+    "A batch tensor on the run's device; image batches (4-d) in channels_last when the run asks for it."
+    if t is None: return None
+    t = t.to(self.device, non_blocking=True)
+    return t.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last and t.ndim == 4 else t
+
+@patch
+def run_facts(self: Trainer) -> dict:
+    "What the run resolved at start: device, precision (native or emulated), memory format, CPU threads."
+    return {"device": str(self.device), "device_asked": self.cfg.device, "precision": self.cfg.amp,
+            "precision_native": native_precision(self.cfg.amp, self.device),
+            "channels_last": bool(self.cfg.channels_last), "threads": torch.get_num_threads()}
+
 # %% ../nbs/07_trainer.ipynb #234ed4c0
 @patch
 def train_step(self: Trainer, x_l, y_l, x_u, ign_u) -> dict:
@@ -508,10 +567,11 @@ def train_step(self: Trainer, x_l, y_l, x_u, ign_u) -> dict:
         if cfg.method == "dgcl":
             feats = (*self.contra_features(out, B), self.contra_labels(y_l, y_contra, out["fts"].shape[-2:]))
             lc = None
-            if self.bank.is_full():
+            ready = contra_ready(self.bank, cfg.contra_start)  # None: the term waits
+            if ready is not None:
                 cache = {}
                 lc = dgcl_loss(feats[1], feats[0], feats[2], self.bank, cfg.tau, cfg.n_anchors, cfg.n_pos, cfg.n_neg,
-                               self.ignore, self.skip_classes, cfg.max_pixels, g, cache)  # Eq. 7–13
+                               self.ignore, self.skip_classes, cfg.max_pixels, g, cache, ready)  # Eq. 7–13
             terms["contra"] = lc if lc is not None else out["rep"].sum() * 0.0  # zero that keeps the graph
             ran = lc is not None
     self.contra_ran = ran  # the log leaves L_contra blank on steps where it did not run
@@ -732,7 +792,7 @@ def fit(self: Trainer) -> dict:
         for (x_l, y_l), (x_u, ign_u) in zip(lab_dl, unl_dl):
             if self.step >= end: break
             poly_lr(self.optimizer, cfg.lr, self.step, self.total_steps, cfg.poly_power)
-            dev = lambda t: t.to(self.device, non_blocking=True) if t is not None else None
+            dev = self._to_device
             terms = self.train_step(dev(x_l), dev(y_l), dev(x_u), dev(ign_u))
             vals = self._reduce({k: v.detach().float() for k, v in terms.items()})
             if not self.contra_ran: vals.pop("contra", None)  # a graph-keeping zero, not a loss value
@@ -857,8 +917,9 @@ def finish(self: Trainer) -> dict:
                "skipped_steps": self.skipped, "contra_steps": self.contra_steps,
                "paper_protocol": paper_protocol(self.paper_evals, cfg.eval_centre_crop),
                "bank_entries": (dict(zip(names, self.bank._count)) if self.bank is not None else None),
-               **dataclasses.asdict(cfg), "device": str(self.device), "precision": cfg.amp, "threads": torch.get_num_threads(),
+               **dataclasses.asdict(cfg),
                "torch": torch.__version__, "world_size": self.world}
+    metrics.update(self.run_facts())  # the resolved device and precision, the threads
     if self.world > 1: metrics["replica_checksums"] = self._replica_checksums()
     if self.bank is not None and self.contra_steps == 0 and self.is_main:
         warnings.warn(f"L_contra never ran: the memory bank was not full by the last step (emptiest class "
