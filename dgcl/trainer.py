@@ -614,15 +614,14 @@ def pseudo_labels(self: Trainer, x_l, x_u, ign_u) -> dict:
     p = progress(self.step / self.iters_per_epoch, cfg.epochs, cfg.sup_only_epochs)
     with torch.no_grad(), self.autocast():  # train mode: BN normalises with the batch's statistics (SPEC §3)
         self.teacher.train()
-        small = self.teacher(torch.cat([x_l, x_u]))["pred"][B:]  # B,C,h,w at the feature resolution
-        logits = self.up(small, x_u.shape[-2:]).float()  # B,C,H,W
+        small = self.teacher(torch.cat([x_l, x_u]))["pred"][B:].float()  # B,C,h,w at the feature resolution
+        logits = self.up(small, x_u.shape[-2:])  # B,C,H,W, upsampled in float32
     ent = pixel_entropy(logits)  # B,H,W
     pseudo = logits.argmax(1).masked_fill(ign_u == self.ignore, self.ignore)
     out = {"unsup": drop_uncertain(pseudo, ent, beta_t(p, cfg.beta0), self.ignore)}
     a = alpha_t(p, cfg.alpha0, cfg.alpha_min)
     if cfg.contra_labels_at == "image": out["contra"] = drop_uncertain(pseudo, ent, a, self.ignore)
     else:  # official: argmax and entropy of the teacher's logits at the feature resolution (SPEC §12)
-        small = small.float()
         ps = small.argmax(1).masked_fill(_nearest(ign_u, small.shape[-2:]) == self.ignore, self.ignore)
         out["contra"] = drop_uncertain(ps, pixel_entropy(small), a, self.ignore)
     return out
@@ -641,7 +640,7 @@ def augment(self: Trainer, x_u, pl: dict, g) -> tuple:
 def unsup_loss(self: Trainer, logits, target) -> torch.Tensor:
     "L_unsup: cross-entropy against the pseudo labels, the mean over kept pixels; `u2pl` multiplies it by B·H·W / #kept."
     kept = (target != self.ignore).sum().clamp(min=1)  # no pixel kept (β_t = 100 %): a zero loss, not NaN
-    loss = F.cross_entropy(self.up(logits, target.shape[-2:]).float(), target, ignore_index=self.ignore,
+    loss = F.cross_entropy(self.up(logits.float(), target.shape[-2:]), target, ignore_index=self.ignore,
                            reduction="sum") / kept  # equal, bit for bit, to the mean over kept pixels
     if self.cfg.unsup_norm == "u2pl": loss = loss * (target.numel() / kept)
     return loss
@@ -709,8 +708,8 @@ def sup_loss(self: Trainer, out: dict, y: torch.Tensor) -> torch.Tensor:
     size = y.shape[-2:]
     crit = (lambda lg: ohem_ce(lg, y, 0.7, 100000, self.ignore)) if self.cfg.ohem else \
            (lambda lg: F.cross_entropy(lg.float(), y, ignore_index=self.ignore))
-    loss = crit(self.up(out["pred"], size))
-    if self.cfg.aux_weight and "aux" in out: loss = loss + self.cfg.aux_weight * crit(self.up(out["aux"], size))
+    loss = crit(self.up(out["pred"].float(), size))  # upsampled in float32 under any autocast
+    if self.cfg.aux_weight and "aux" in out: loss = loss + self.cfg.aux_weight * crit(self.up(out["aux"].float(), size))
     return loss
 
 @patch
