@@ -24,14 +24,19 @@ def _kind(annotation: str):
     return str
 
 def build_parser() -> argparse.ArgumentParser:
-    "An argparse parser with one flag per `Config` field."
+    "An argparse parser with one flag per `Config` field; each flag's help is the field's comment in `Config`."
+    from fastcore.docments import docments
+    docs = docments(Config)
     p = argparse.ArgumentParser(prog="dgcl-train", description="Train and evaluate DGCL (or a baseline); "
                                 "every flag is a field of dgcl.trainer.Config.")
     for f in dataclasses.fields(Config):
         kind, flag = _kind(str(f.type)), "--" + f.name
-        if kind == "bool": p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
+        doc = (docs.get(f.name) or "").replace("%", "%%")  # argparse formats help with %
+        dflt = repr(f.default) if f.default is not None else "the dataset's" if f.name == "recipe" else "the recipe's"
+        if kind == "bool": p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
+                                          help=f"{doc} (default: {dflt})" if doc else f"default: {dflt}")
         else: p.add_argument(flag, type=kind, default=f.default, metavar=kind.__name__.upper(),
-                             help=f"default: {f.default!r}" + (" (the dataset's recipe)" if f.default is None else ""))
+                             help=f"{doc} (default: {dflt})" if doc else f"default: {dflt}")
     return p
 
 def parse_config(argv=None) -> Config:
