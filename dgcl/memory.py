@@ -127,6 +127,11 @@ class MemoryBank(nn.Module):
         return {"generator": self.generator.get_state(), "ks": self.ks, "per_update": self.per_update}
 
     def set_extra_state(self, state):
+        for k in ("ks", "per_update"):  # a bank's densities mean something only with the scales and N_memo it was built with
+            norm = lambda v: tuple(v) if isinstance(v, (list, tuple)) else v
+            if k in state and norm(state[k]) != norm(getattr(self, k)):
+                raise ValueError(f"this memory bank was built with {k}={state[k]!r}, not {getattr(self, k)!r}: "
+                                 f"load it into a MemoryBank(..., {k}={state[k]!r})")
         self.generator.set_state(state["generator"])
 
     def _load_from_state_dict(self, *args, **kwargs):
