@@ -76,6 +76,16 @@ def test_readme_check_fails_on_a_hand_edit(tmp_path, monkeypatch, capsys):
     assert readme.main(["--check"]) == 0
 
 
+def test_from_readme_round_trip():
+    "README.md, split back into index cells, renders to itself (the way back for a hand-edited or merged README)."
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    nb = readme.to_notebook(text)
+    assert len(nb["cells"]) > 5 and all(c["cell_type"] == "markdown" for c in nb["cells"])
+    assert readme.render_cells(nb["cells"]) == text
+    fenced = "# a\n\n```\n## not a heading\n```\n\n## b\n"
+    assert len(readme.to_notebook(fenced)["cells"]) == 2 and readme.render_cells(readme.to_notebook(fenced)["cells"]) == fenced
+
+
 def test_gfm_lists():
     bd = importlib.import_module("build_docs")
     src = "holds:\n- a\n  more\n  - b\n\ntext\n```\n- not a list\n```\n1. x\n   - y"

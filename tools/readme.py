@@ -1,5 +1,7 @@
 """README.md is generated from nbs/index.ipynb: `python tools/readme.py` writes it, `--check` only compares.
 
+(`--from-readme` goes the other way, for a README.md edited by hand or merged: it rewrites nbs/index.ipynb.)
+
 `nbdev_readme` (nbdev 2.4.14) renders `readme_nb` through Quarto, which cannot be installed here, so this renders the
 notebook itself, deterministically and with the standard library only:
 - a markdown cell is copied verbatim; cells are separated by one blank line; the file ends with one newline;
@@ -56,7 +58,10 @@ def _code(cell: dict, i: int) -> list[str]:
 
 def render(nb: Path = NB) -> str:
     "The README text that `nb` generates."
-    cells = json.loads(Path(nb).read_text(encoding="utf-8"))["cells"]
+    return render_cells(json.loads(Path(nb).read_text(encoding="utf-8"))["cells"])
+
+
+def render_cells(cells: list[dict]) -> str:
     parts = []
     for i, c in enumerate(cells):
         if c["cell_type"] == "markdown": parts.append(_src(c).rstrip("\n"))
@@ -64,10 +69,40 @@ def render(nb: Path = NB) -> str:
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
+def to_notebook(text: str) -> dict:
+    """A markdown-only index notebook that renders back to `text` exactly: one cell per `##`/`###` section (and per
+    `**Table ...` paragraph), for moving hand edits of README.md (a merge, say) back into nbs/index.ipynb."""
+    chunks, cur, fence = [], [], False
+    for line in text.splitlines(True):
+        if line.lstrip().startswith("```"): fence = not fence
+        if not fence and cur and (line.startswith(("## ", "### ", "**Table "))): chunks.append("".join(cur)); cur = []
+        cur.append(line)
+    chunks.append("".join(cur))
+    chunks = [c for c in chunks if c.strip()]
+    cells = [{"cell_type": "markdown", "id": f"readme-{i:02d}", "metadata": {}, "source": c.rstrip("\n").splitlines(True)}
+             for i, c in enumerate(chunks)]
+    nb = {"cells": cells, "metadata": {"kernelspec": {"display_name": "python3", "language": "python", "name": "python3"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    return nb
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--check", action="store_true", help="exit 1 if README.md is not what nbs/index.ipynb generates")
+    p.add_argument("--from-readme", action="store_true",
+                   help="the other way: rewrite nbs/index.ipynb (markdown cells only) from README.md, then run nbdev_clean")
     a = p.parse_args(argv)
+    if a.from_readme:
+        text = README.read_text(encoding="utf-8")
+        if any(c["cell_type"] == "code" for c in json.loads(NB.read_text(encoding="utf-8"))["cells"]):
+            print(f"{NB} has code cells, which --from-readme would replace by their output: move the edit by hand")
+            return 2
+        nb = to_notebook(text)
+        if render_cells(nb["cells"]) != text:
+            print("README.md does not split into sections that render back to it (blank lines around headings?)")
+            return 2
+        NB.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        return 0
     text = render()
     if a.check:
         have = README.read_text(encoding="utf-8") if README.exists() else ""
