@@ -102,14 +102,24 @@ def gfm_lists(md: str) -> str:
     return "\n".join(out)
 
 
-def _strip_front_matter(src: Path, dst: Path, title: str | None = None) -> None:
-    """Copy a notebook without its raw front-matter cells (`skip_exec: true`), which would show as text; `title`
-    replaces its first `# heading` (mkdocs-jupyter names the page by it)."""
+def _stage_notebook(src: Path, dst: Path, title: str | None = None) -> None:
+    """Copy a notebook as nbdev's docs show it: without raw front matter (`skip_exec: true`), without `#| hide` and
+    `#| default_exp` cells, and without the `#|` directive lines; `title` replaces its first `# heading`
+    (mkdocs-jupyter names the page by it). Outputs are kept as stored."""
     nb = json.loads(src.read_text(encoding="utf-8"))
-    nb["cells"] = [c for c in nb["cells"] if not (c["cell_type"] == "raw" and _src(c).lstrip().startswith("---"))]
+    cells = []
+    for c in nb["cells"]:
+        text = _src(c)
+        if c["cell_type"] == "raw" and text.lstrip().startswith("---"): continue
+        if c["cell_type"] == "code":
+            if re.search(r"^#\|\s*(hide|include:\s*false)\s*$", text, re.M) or re.fullmatch(r"\s*#\|\s*default_exp\s+\S+\s*", text): continue
+            c = dict(c, source=re.sub(r"^#\|.*\n?", "", text, flags=re.M))
+            if not c["source"].strip(): continue
+        cells.append(c)
     if title:
-        md = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
+        md = next(c for c in cells if c["cell_type"] == "markdown")
         md["source"] = re.sub(r"^# .*$", f"# {title}", _src(md), count=1, flags=re.M)
+    nb["cells"] = cells
     dst.write_text(json.dumps(nb), encoding="utf-8")
 
 
@@ -128,14 +138,15 @@ def stage(docs: Path, extra_notebooks: list[Path] = ()) -> list:
     "Write every page into `docs`; return mkdocs' nav."
     home = readme.render(NBS / "index.ipynb")
     (docs / "index.md").write_text(gfm_lists(home), encoding="utf-8")
+    (docs / "extra.css").write_text(".md-grid { max-width: 1400px; }\n", encoding="utf-8")  # room for 120-column code
     _copy_linked(home, docs)
     nbs = list(numbered_notebooks()) + [Path(p) for p in extra_notebooks]
-    for nb in nbs: _strip_front_matter(nb, docs / nb.name)
+    for nb in nbs: _stage_notebook(nb, docs / nb.name)
     results = []
     for title, src, dst in RUN_PAGES:
         if not src.exists(): continue
         (docs / dst).parent.mkdir(parents=True, exist_ok=True)
-        _strip_front_matter(src, docs / dst, title)
+        _stage_notebook(src, docs / dst, title)
         results.append({title: dst})
     (docs / "api").mkdir(exist_ok=True)
     api = []
