@@ -86,6 +86,20 @@ def test_from_readme_round_trip():
     assert len(readme.to_notebook(fenced)["cells"]) == 2 and readme.render_cells(readme.to_notebook(fenced)["cells"]) == fenced
 
 
+def test_stage_notebook(tmp_path):
+    "A notebook page shows what nbdev's docs show: no front matter, hidden cells or directives; outputs as stored."
+    bd = importlib.import_module("build_docs")
+    show = {"output_type": "execute_result", "execution_count": 3, "metadata": {},
+            "data": {"text/markdown": "---\n\n[source](https://x/y.py#L1){target=\"_blank\"}\n\n### f\n", "text/plain": "f"}}
+    cells = [{"cell_type": "raw", "metadata": {}, "source": "---\nskip_exec: true\n---"}, _md("# T\n\n> s"),
+             _code("#| default_exp m"), _code("#| hide\nimport x"), _code("#| export\n#| eval: false\ndef f(): pass"),
+             _code("show_doc(f)", [show])]
+    bd._stage_notebook(_nb(tmp_path, cells), tmp_path / "out.ipynb", title="New")
+    got = json.loads((tmp_path / "out.ipynb").read_text())["cells"]
+    assert [c["source"] for c in got] == ["# New\n\n> s", "def f(): pass", "show_doc(f)"]
+    assert got[2]["outputs"][0]["data"]["text/markdown"] == "---\n\n\n### f\n"
+
+
 def test_gfm_lists():
     bd = importlib.import_module("build_docs")
     src = "holds:\n- a\n  more\n  - b\n\ntext\n```\n- not a list\n```\n1. x\n   - y"

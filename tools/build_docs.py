@@ -102,9 +102,17 @@ def gfm_lists(md: str) -> str:
     return "\n".join(out)
 
 
+def _no_source_link(out: dict) -> dict:
+    "A stored show_doc output without its `[source](...){...}` line (Quarto syntax, and git_url is not served)."
+    md = out.get("data", {}).get("text/markdown")
+    if md is None: return out
+    md = re.sub(r"^\[source\]\(.*$\n?", "", md if isinstance(md, str) else "".join(md), flags=re.M)
+    return dict(out, data=dict(out["data"], **{"text/markdown": md}))
+
+
 def _stage_notebook(src: Path, dst: Path, title: str | None = None) -> None:
     """Copy a notebook as nbdev's docs show it: without raw front matter (`skip_exec: true`), without `#| hide` and
-    `#| default_exp` cells, and without the `#|` directive lines; `title` replaces its first `# heading`
+    `#| default_exp` cells, without the `#|` directive lines and show_doc's source links; `title` replaces its first `# heading`
     (mkdocs-jupyter names the page by it). Outputs are kept as stored."""
     nb = json.loads(src.read_text(encoding="utf-8"))
     cells = []
@@ -115,6 +123,7 @@ def _stage_notebook(src: Path, dst: Path, title: str | None = None) -> None:
             if re.search(r"^#\|\s*(hide|include:\s*false)\s*$", text, re.M) or re.fullmatch(r"\s*#\|\s*default_exp\s+\S+\s*", text): continue
             c = dict(c, source=re.sub(r"^#\|.*\n?", "", text, flags=re.M))
             if not c["source"].strip(): continue
+            c["outputs"] = [_no_source_link(o) for o in c.get("outputs", [])]
         cells.append(c)
     if title:
         md = next(c for c in cells if c["cell_type"] == "markdown")
