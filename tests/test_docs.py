@@ -100,6 +100,21 @@ def test_stage_notebook(tmp_path):
     assert got[2]["outputs"][0]["data"]["text/markdown"] == "---\n\n\n### f\n"
 
 
+def test_home_links_notebook_pages(tmp_path, monkeypatch):
+    "On the site's home page a README link to a notebook leads to that notebook's page; images it shows are copied."
+    bd = importlib.import_module("build_docs")
+    first = bd.numbered_notebooks()[0].name
+    text = f"[t](nbs/{first}#a) [r](runs/recorded/main.ipynb) [w](https://x.org/nbs/a.ipynb)\n" \
+           '<img src="runs/ablations/tau.png">\n'
+    monkeypatch.setattr(bd.readme, "render", lambda nb: text)
+    monkeypatch.setattr(bd, "exported_modules", lambda nbs=None: [])
+    bd.stage(tmp_path)
+    home = (tmp_path / "index.md").read_text()
+    assert home.startswith(f"[t]({first}#a) [r](results/recorded_main.ipynb) [w](https://x.org/nbs/a.ipynb)")
+    assert (tmp_path / "runs/ablations/tau.png").read_bytes() == (ROOT / "runs/ablations/tau.png").read_bytes()
+    assert not (tmp_path / "nbs").exists()
+
+
 def test_gfm_lists():
     bd = importlib.import_module("build_docs")
     src = "holds:\n- a\n  more\n  - b\n\ntext\n```\n- not a list\n```\n1. x\n   - y"

@@ -146,6 +146,9 @@ def _copy_linked(md: str, docs: Path) -> None:
 def stage(docs: Path, extra_notebooks: list[Path] = ()) -> list:
     "Write every page into `docs`; return mkdocs' nav."
     home = readme.render(NBS / "index.ipynb")
+    pages = {f"nbs/{nb.name}": nb.name for nb in numbered_notebooks()}
+    pages.update({str(src.relative_to(ROOT)): dst for _, src, dst in RUN_PAGES})
+    home = re.sub(r"\]\(([^)\s#]+)", lambda m: "](" + pages.get(m.group(1), m.group(1)), home)  # links to notebooks: their pages
     (docs / "index.md").write_text(gfm_lists(home), encoding="utf-8")
     (docs / "extra.css").write_text(".md-grid { max-width: 1400px; }\n", encoding="utf-8")  # room for 120-column code
     _copy_linked(home, docs)
