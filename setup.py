@@ -10,6 +10,7 @@ cfg = cfg["DEFAULT"]
 
 requirements = cfg.get("requirements", "").split()
 dev_requirements = cfg.get("dev_requirements", "").split()
+docs_requirements = cfg.get("docs_requirements", "").split()  # the documentation site: python tools/build_docs.py
 console_scripts = cfg.get("console_scripts", "").split()
 statuses = ["1 - Planning", "2 - Pre-Alpha", "3 - Alpha", "4 - Beta", "5 - Production/Stable"]
 
@@ -34,7 +35,7 @@ setuptools.setup(
     package_data={"": ["*.txt"]},
     include_package_data=True,
     install_requires=requirements,
-    extras_require={"dev": dev_requirements},
+    extras_require={"dev": dev_requirements, "docs": docs_requirements},
     entry_points={"console_scripts": console_scripts, "nbdev": ["dgcl=dgcl._modidx:d"]},
     zip_safe=False,
 )
