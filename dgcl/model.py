@@ -18,8 +18,8 @@ from torch import nn
 
 # %% auto #0
 __all__ = ['MULTI_GRID', 'BACKBONES', 'upsample', 'ConvBNReLU', 'ASPP', 'apply_multi_grid', 'u2pl_backbone', 'load_weights',
-           'load_u2pl_resnet', 'timm_backbone', 'ProjectionHead', 'DeepLabV3Plus', 'param_groups', 'build_model',
-           'step_time']
+           'load_u2pl_resnet', 'timm_backbone', 'ProjectionHead', 'DeepLabV3Plus', 'param_groups', 'is_vit',
+           'vit_layers', 'vit_backbone', 'to_stride4', 'FusionHead', 'ViTSeg', 'build_model', 'step_time']
 
 # %% ../nbs/09_model.ipynb #40ee1c02
 def upsample(x: torch.Tensor, # B,C,h,w logits or features
@@ -252,10 +252,126 @@ def param_groups(model: nn.Module, # a `DeepLabV3Plus` (anything with a `.backbo
     return [dict(params=backbone, lr=lr, lr_mult=1.0, name="backbone"),
             dict(params=heads, lr=lr * head_lr_mult, lr_mult=float(head_lr_mult), name="head")]
 
+# %% ../nbs/09_model.ipynb #e2f591b0
+import math
+
+from timm.models.vision_transformer import VisionTransformer
+
+def is_vit(name: str, # a timm model name (a tag such as '.lvd142m' is fine) or a key of BACKBONES
+          ) -> bool: # True for timm's VisionTransformer family (ViT, DeiT, DINOv2, ...)
+    "Is `name` a timm `VisionTransformer`? (`build_model` then gives it the fusion head instead of DeepLabV3+.)"
+    if not isinstance(name, str) or name in BACKBONES or not timm.is_model(name): return False
+    try:
+        with torch.device("meta"): net = timm.create_model(name, pretrained=False)  # class only, no weights
+    except Exception: return False  # `timm_backbone` then says, in one line, what is wrong with the name
+    return isinstance(net, VisionTransformer)
+
+def vit_layers(depth: int, # number of transformer blocks
+               n: int = 4, # how many blocks to read
+              ) -> list[int]: # block indices, the last one `depth - 1`
+    "`n` evenly spaced block indices ending at the last block: depth 12 → [2, 5, 8, 11], 24 → [5, 11, 17, 23]."
+    return [depth * (i + 1) // n - 1 for i in range(n)]
+
+def vit_backbone(name: str = "vit_small_patch14_dinov2", # a timm VisionTransformer name
+                 pretrained: bool | str = False, # True: timm's hub weights; a path: a timm-layout state dict (strict)
+                 layers=None, # 4 increasing block indices whose tokens feed the head; None: `vit_layers(depth)`
+                ) -> tuple[VisionTransformer, tuple[int, ...]]: # the encoder (no classifier, any image size) and `layers`
+    "A timm ViT that takes any image size (`dynamic_img_size=True`), without classifier and without blocks after `layers[-1]`."
+    if not isinstance(pretrained, (bool, str, os.PathLike)):
+        raise ValueError(f"pretrained={pretrained!r}: use True (timm's weights), False or the path of a weights file")
+    if not is_vit(name): raise ValueError(f"backbone {name!r} is not a timm VisionTransformer (see is_vit)")
+    vit = timm.create_model(name, pretrained=pretrained is True, num_classes=0, dynamic_img_size=True)
+    depth = len(vit.blocks)
+    layers = tuple(vit_layers(depth) if layers is None else (int(i) for i in layers))
+    if len(layers) != 4 or list(layers) != sorted(set(layers)) or layers[0] < 0 or layers[-1] >= depth:
+        raise ValueError(f"layers={layers!r}: give 4 increasing block indices in 0..{depth - 1} ({name!r} has {depth} blocks)")
+    if not isinstance(pretrained, bool):  # timm's layout: the full model's state dict; its classifier keys are skipped
+        with torch.device("meta"): full = timm.create_model(name, pretrained=False).state_dict()
+        load_weights(vit, pretrained, ignore=tuple(sorted(set(full) - set(vit.state_dict()))))
+    vit.prune_intermediate_layers(list(layers), prune_norm=False, prune_head=True)  # unused blocks would stall DDP
+    return vit, layers
+
+# %% ../nbs/09_model.ipynb #eb4ff729
+def to_stride4(x: torch.Tensor, # B,C,h,w map whose cell j is centred at input pixel stride·(j + ½)
+               stride, # its stride in input pixels: a number or (sy, sx), e.g. p/4 for the fused map, p for tokens
+               size, # (H', W') cells wanted on the stride-4 grid
+              ) -> torch.Tensor: # B,C,H',W', cell i centred at input pixel 4·(i + ½)
+    "Bilinear resampling onto the stride-4 grid with pixel centres aligned and edges clamped, the top-left `size` kept."
+    sy, sx = (stride, stride) if isinstance(stride, (int, float)) else stride
+    scale = (sy / 4, sx / 4)
+    if scale != (1.0, 1.0):
+        # replicate rows/cols so that floor((n + r)·scale) ≥ size: the clamped edge, continued
+        ry, rx = (max(0, math.ceil(s / k) + 1 - n) for s, k, n in zip(size, scale, x.shape[-2:]))
+        x = F.pad(x, (0, rx, 0, ry), mode="replicate") if ry or rx else x
+        x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False, recompute_scale_factor=False)
+    return x[..., :size[0], :size[1]]
+
+class FusionHead(nn.Module):
+    "DPT-style fusion of four B,E,h,w token maps into one B,D,4h,4w map (stride p/4), coarse to fine."
+    def __init__(self, embed_dim: int, # E, the ViT's token width
+                 widths=None, # per-level width after the 1×1 projection; None: (E/8, E/4, E/2, E)
+                 dim: int = 256): # D, the fused width (`head_dim`)
+        super().__init__()
+        w = tuple(widths) if widths is not None else (embed_dim // 8, embed_dim // 4, embed_dim // 2, embed_dim)
+        if len(w) != 4 or min(w) < 1: raise ValueError(f"widths={widths!r}: give 4 positive channel counts")
+        self.project = nn.ModuleList(nn.Conv2d(embed_dim, c, 1) for c in w)
+        self.resample = nn.ModuleList([nn.ConvTranspose2d(w[0], w[0], 4, stride=4),  # ×4: stride p/4
+                                       nn.ConvTranspose2d(w[1], w[1], 2, stride=2),  # ×2: stride p/2
+                                       nn.Identity(),  # stride p
+                                       nn.Conv2d(w[3], w[3], 3, stride=2, padding=1)])  # ÷2: stride 2p
+        self.lateral = nn.ModuleList(ConvBNReLU(c, dim, 3) for c in w)
+        self.refine = nn.ModuleList(ConvBNReLU(dim, dim, 3) for _ in range(3))
+
+    def forward(self, maps: list) -> torch.Tensor:  # maps: 4 × B,E,h,w (shallow to deep)
+        lat = [l(r(p(m))) for m, p, r, l in zip(maps, self.project, self.resample, self.lateral)]
+        # lat: B,D,4h,4w | B,D,2h,2w | B,D,h,w | B,D,⌈h/2⌉,⌈w/2⌉
+        y = lat[3]
+        for i in (2, 1, 0): y = self.refine[i](lat[i] + upsample(y, lat[i].shape[-2:]))  # top-down
+        return y  # B,D,4h,4w
+
+# %% ../nbs/09_model.ipynb #1451d0b9
+class ViTSeg(nn.Module):
+    "A timm ViT with a `FusionHead`; `forward` returns `pred`, `fts`, `rep` at 1/4 resolution (and `aux` if `aux`)."
+    def __init__(self, n_classes: int, # number of classes C
+                 backbone: str = "vit_small_patch14_dinov2", # a timm VisionTransformer (`is_vit`)
+                 head_dim: int = 256, # channels D of the fused map and of `fts`
+                 proj_dim: int = 256, # channels P of `rep`
+                 pretrained: bool | str = False, # True: timm's hub weights; a path: a timm-layout file (`vit_backbone`)
+                 aux: bool = False, # auxiliary logits from the third block read (stride p, aligned to stride 4)
+                 dropout: float = 0.1,
+                 layers=None, # 4 block indices read by the head; None: evenly spaced, the last block last
+                 widths=None): # per-level projection widths; None: (E/8, E/4, E/2, E)
+        super().__init__()
+        self.backbone, self.layers = vit_backbone(backbone, pretrained, layers)
+        self.patch = tuple(self.backbone.patch_embed.patch_size)  # (p_h, p_w)
+        E = self.backbone.embed_dim
+        self.head = FusionHead(E, widths, head_dim)
+        self.out = nn.Sequential(ConvBNReLU(head_dim, head_dim, 3), nn.Dropout(dropout))
+        self.classifier = nn.Conv2d(head_dim, n_classes, 1)
+        self.proj = ProjectionHead(head_dim, proj_dim)
+        self.aux = (nn.Sequential(ConvBNReLU(E, head_dim, 3), nn.Dropout(dropout), nn.Conv2d(head_dim, n_classes, 1))
+                    if aux else None)
+
+    forward = DeepLabV3Plus.forward  # `split`: two batches, each with its own BatchNorm statistics, in one call
+
+    def _forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # x: B,3,H,W
+        (H, W), (ph, pw) = x.shape[-2:], self.patch
+        x = F.pad(x, (0, -W % pw, 0, -H % ph))  # B,3,Hp,Wp: zeros on the right and bottom to multiples of the patch
+        Hp, Wp = x.shape[-2:]
+        maps = self.backbone.forward_intermediates(x, indices=list(self.layers), norm=True,
+                                                   intermediates_only=True)  # 4 × B,E,Hp/ph,Wp/pw
+        grid, keep = (-(-Hp // 4), -(-Wp // 4)), (-(-H // 4), -(-W // 4))  # stride-4 cells of the padded / real image
+        fts = self.out(to_stride4(self.head(maps), (ph / 4, pw / 4), grid))  # B,D,⌈Hp/4⌉,⌈Wp/4⌉
+        out = {"pred": self.classifier(fts)[..., :keep[0], :keep[1]],  # B,C,⌈H/4⌉,⌈W/4⌉
+               "fts": fts[..., :keep[0], :keep[1]],  # B,D,⌈H/4⌉,⌈W/4⌉
+               "rep": self.proj(fts)[..., :keep[0], :keep[1]]}  # B,P,⌈H/4⌉,⌈W/4⌉
+        if self.aux is not None: out["aux"] = to_stride4(self.aux(maps[2]), (ph, pw), keep)  # B,C,⌈H/4⌉,⌈W/4⌉
+        return out
+
 # %% ../nbs/09_model.ipynb #33cc5159
 def build_model(n_classes: int, # number of classes
-                backbone: str = "resnet18", # any timm CNN name or a key of BACKBONES ('resnet101_u2pl')
-                output_stride: int = 8, # the authors: 16 on VOC, 8 on Cityscapes
+                backbone: str = "resnet18", # a timm CNN, a key of BACKBONES ('resnet101_u2pl') or a timm ViT (`ViTSeg`)
+                output_stride: int = 8, # the authors: 16 on VOC, 8 on Cityscapes; no meaning for a ViT
                 dataset: str | None = None, # 'pascal', 'cityscapes' or None
                 pretrained: bool | str = False, # True: timm's ImageNet weights; a path: a weights file
                 head_dim: int = 256, # channels of `fts`
@@ -263,10 +379,17 @@ def build_model(n_classes: int, # number of classes
                 dilations=None, # ASPP dilations; None: the dataset's
                 aux: bool | None = None, # auxiliary head; None: only for Cityscapes
                 multi_grid: bool = False, # layer4 dilations × (2, 2, 4) (the authors, on both datasets)
-                **kwargs, # passed on to `DeepLabV3Plus` (low_dim, dropout)
-               ) -> DeepLabV3Plus:
-    "DeepLabV3+ with the dataset's ASPP dilations (12/24/36 and an auxiliary head for Cityscapes, else 6/12/18)."
+                **kwargs, # passed on to `DeepLabV3Plus` (low_dim, dropout) or `ViTSeg` (dropout, layers, widths)
+               ) -> DeepLabV3Plus | ViTSeg:
+    "DeepLabV3+ with the dataset's ASPP dilations (12/24/36 and an auxiliary head for Cityscapes, else 6/12/18); a ViT: `ViTSeg`."
     city = dataset == "cityscapes"
+    if is_vit(backbone):  # a plain ViT has no stages to dilate and no ASPP: the fusion head instead
+        if multi_grid:
+            raise ValueError(f"multi_grid=True applies to ResNet stages; backbone {backbone!r} is a ViT: use multi_grid=False")
+        if dilations is not None:
+            raise ValueError(f"dilations={tuple(dilations)!r} are ASPP's; backbone {backbone!r} is a ViT (no ASPP): leave them None")
+        return ViTSeg(n_classes, backbone, head_dim, proj_dim, pretrained=pretrained, aux=city if aux is None else aux,
+                      **kwargs)
     if dilations is None: dilations = (12, 24, 36) if city else (6, 12, 18)
     if aux is None: aux = city
     return DeepLabV3Plus(n_classes, backbone, output_stride, tuple(dilations), head_dim, proj_dim,
