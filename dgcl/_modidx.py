@@ -285,4 +285,8 @@ d = { 'settings': { 'branch': 'main',
                               'dgcl.trainer.paper_protocol': ('trainer.html#paper_protocol', 'dgcl/trainer.py'),
                               'dgcl.trainer.poly_lr': ('trainer.html#poly_lr', 'dgcl/trainer.py'),
                               'dgcl.trainer.resolve_precision': ('trainer.html#resolve_precision', 'dgcl/trainer.py'),
-                              'dgcl.trainer.slide_logits': ('trainer.html#slide_logits', 'dgcl/trainer.py')}}}
+                              'dgcl.trainer.slide_logits': ('trainer.html#slide_logits', 'dgcl/trainer.py')},
+            'dgcl.weights': { 'dgcl.weights._sha256': ('weights.html#_sha256', 'dgcl/weights.py'),
+                              'dgcl.weights.local_weights': ('weights.html#local_weights', 'dgcl/weights.py'),
+                              'dgcl.weights.local_weights_file': ('weights.html#local_weights_file', 'dgcl/weights.py'),
+                              'dgcl.weights.map_in_order': ('weights.html#map_in_order', 'dgcl/weights.py')}}}
