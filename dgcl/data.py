@@ -83,7 +83,7 @@ def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
         mask = m
     return mask
 
-def _paste_digits(rng, img, digits, targets, pool, size, outline: int = 2):
+def _paste_digits(rng, img, digits, targets, pool, size, outline: int = 2, used: set | None = None):
     "Paste 1–3 random outlined digits of `pool` into `img` (in place) without overlap; return the label mask."
     label = np.zeros((size, size), np.uint8)
     boxes = []  # (y, x, side) of the digits pasted so far, outline included
@@ -96,6 +96,7 @@ def _paste_digits(rng, img, digits, targets, pool, size, outline: int = 2):
             if all(y + b <= by or by + bs <= y or x + b <= bx or bx + bs <= x for by, bx, bs in boxes): break
         else: continue
         boxes.append((y, x, b))
+        if used is not None: used.add(int(k))  # the scans actually pasted (no effect on the draws)
         d = Image.fromarray(digits[k].astype(np.float32) / 16.0).resize((s, s), Image.BICUBIC)
         ink = np.pad(np.asarray(d) > 0.5, outline)  # the glyph, b×b
         digit = _dilate(ink, outline)  # glyph + dark outline: what is painted is what is labelled
@@ -149,9 +150,11 @@ def make_embedded(root=None, # parent folder of the dataset; None: `default_cach
                   n_val: int = 200, # validation images
                   size: int = 48, # images are size×size RGB
                   splits=(24, 48, 96), # labelled counts for which `splits/<n>/` is written
+                  n_test: int = 0, # held-out test images (`splits/test.txt`): scans no train/val image uses; 0: none
                  ) -> Path: # the dataset folder, `root/embedded-v5-s{seed}-n{n_train}-{n_val}-{size}`
     "Build (once) and return the embedded digits-on-photographs dataset, 11 classes, in PASCAL VOC layout."
     from sklearn.datasets import load_digits
+    if n_test < 0: raise DataError(f"n_test={n_test} is out of range: allowed is n_test ≥ 0 (0: no test split)")
     if n_train < 1 or n_val < 1 or size < 8:
         raise DataError(f"embedded dataset needs n_train ≥ 1, n_val ≥ 1 and size ≥ 8, got {n_train}, {n_val}, {size}")
     root = default_cache() if root is None else Path(root).expanduser()
@@ -188,7 +191,53 @@ def make_embedded(root=None, # parent folder of the dataset; None: `default_cach
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     _write_splits(final, train_names, splits, seed)
+    if n_test: _build_test(final, seed, n_train, n_val, size, n_test)
     return final
+
+def _used_scans(seed, n_train, n_val, size, digits, targets, photos) -> tuple[set, set]:
+    "The digit scans pasted into the train and into the val images: the build's draws replayed, no file written."
+    rng = np.random.default_rng(seed)  # the same generator, drawn in the same order as `make_embedded`
+    pools = dict(zip(("train", "val"), _digit_pools(rng, len(digits), n_train, n_val)))
+    used = {"train": set(), "val": set()}
+    for part, n in (("train", n_train), ("val", n_val)):
+        for _ in range(n): _paste_digits(rng, _background(rng, photos, size), digits, targets, pools[part], size, used=used[part])
+    return used["train"], used["val"]
+
+def _build_test(final: Path, seed, n_train, n_val, size, n_test):
+    "Add `n_test` test images to a built dataset (once): digits no train/val image shows, another generator."
+    lst = final / "splits" / "test.txt"
+    if lst.exists():
+        have = len(lst.read_text().split())
+        if have != n_test: raise DataError(f"{final} holds a test split of {have} images: n_test={n_test} is not allowed "
+                                           f"there (ask for n_test={have}, or delete splits/test.txt to rebuild it)")
+        return
+    from sklearn.datasets import load_digits
+    dg, photos = load_digits(), _photos()
+    u_train, u_val = _used_scans(seed, n_train, n_val, size, dg.images, dg.target, photos)
+    pool = np.array(sorted(set(range(len(dg.target))) - u_train - u_val))
+    missing = sorted(set(range(10)) - set(dg.target[pool].tolist()))
+    if missing: raise DataError(f"no digit scan of class(es) {missing} is left for a test split of {final.name}: all are "
+                                "used by train or val images (build with fewer n_train/n_val)")
+    rng = np.random.default_rng([seed, 1])  # another generator: no draw shared with the train/val images
+    names, shown = [f"test_{i:05d}" for i in range(n_test)], set()
+    tmp = Path(tempfile.mkdtemp(dir=final, prefix=".test.tmp-"))
+    try:
+        for name in names:
+            img = _background(rng, photos, size)
+            lab = _paste_digits(rng, img, dg.images, dg.target, pool, size, used=shown)
+            Image.fromarray(np.clip(img + 0.5, 0, 255).astype(np.uint8)).save(tmp / f"{name}.jpg", quality=95)
+            Image.fromarray(lab).save(tmp / f"{name}.png")
+        for name in names:
+            os.replace(tmp / f"{name}.jpg", final / "JPEGImages" / f"{name}.jpg")
+            os.replace(tmp / f"{name}.png", final / "SegmentationClassAug" / f"{name}.png")
+        (tmp / "test_info.json").write_text(json.dumps(dict(
+            n_test=n_test, generator=[seed, 1], digits_free=len(pool), digits_shown=sorted(shown),
+            digits_free_per_class=np.bincount(dg.target[pool], minlength=10).tolist())) + "\n")
+        os.replace(tmp / "test_info.json", final / "test_info.json")
+        (tmp / "test.txt").write_text("\n".join(names) + "\n")
+        os.replace(tmp / "test.txt", lst)  # last: the split exists only once every image is in place
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 # %% ../nbs/08_data.ipynb #9939d57d
 def palette(n: int = 256) -> np.ndarray:

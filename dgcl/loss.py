@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from .density import knn_density, knn_density_fast
 from .memory import MemoryBank, _gather_pixels
-from .sampling import class_negatives, class_pixels, prototype, select_anchors
+from .sampling import ANCHOR_SELECT, class_negatives, class_pixels, prototype, select_anchors
 
 # %% auto #0
 __all__ = ['contrastive_loss', 'dgcl_loss']
@@ -48,11 +48,15 @@ def dgcl_loss(rep: torch.Tensor, # B,P,H,W projections of the student (carry the
               cache: dict | None = None, # filled with {class: (pixel indices, densities)} for `bank.update`
               ready: list[bool] | None = None, # per class: may it be an anchor class (the per-class start)? None: all
               sim_dtype: torch.dtype = torch.float32, # bfloat16: `knn_density_fast` (selections pools in float32)
+              anchor_select: str = "sparsest", # 'sparsest' (Eq. 9) | the controls 'densest', 'random' (uses `generator`)
+              stats: dict | None = None, # filled with the anchor fraction (tensors): see the text above
              ) -> torch.Tensor | None: # scalar with a graph into `rep`, or None when no class qualifies
     "Density-guided contrastive loss of a batch (Algorithm 1, Eq. 7–13)."
     if tau <= 0: raise ValueError(f"tau={tau!r} is out of range: allowed is tau > 0")
     if n_anchors < 1 or n_pos < 1 or n_neg < 0:
         raise ValueError(f"n_anchors={n_anchors}, n_pos={n_pos}, n_neg={n_neg}: allowed are n_anchors ≥ 1, n_pos ≥ 1, n_neg ≥ 0")
+    if anchor_select not in ANCHOR_SELECT:
+        raise ValueError(f"anchor_select={anchor_select!r} is unknown: allowed are {', '.join(ANCHOR_SELECT)}")
     if rep.shape[-2:] != labels.shape[-2:] or fts.shape[-2:] != labels.shape[-2:]:
         raise ValueError(f"rep {tuple(rep.shape)}, fts {tuple(fts.shape)} and labels {tuple(labels.shape)} must share B,H,W")
     if ready is not None:  # classes whose bank is not full yet are no anchors; their pixels stay negatives of others
@@ -69,16 +73,25 @@ def dgcl_loss(rep: torch.Tensor, # B,P,H,W projections of the student (carry the
         dens = (knn_density(q, bank.class_feats(c), bank.ks, workspace=ws) if sim_dtype == torch.float32 else
                 knn_density_fast(q, bank.class_feats(c), bank.ks, n_anchors, n_pos, workspace=ws))  # Eq. 7–8
         if cache is not None: cache[c] = (idx, dens)
-        anchors.append(idx[select_anchors(dens, n_anchors)])  # Eq. 9
+        anchors.append(idx[select_anchors(dens, n_anchors, anchor_select, generator)])  # Eq. 9 (or a control)
         v, top = bank.valid(c), dens.topk(min(n_pos, dens.numel())).indices  # gather only the keys' reps
         protos.append(prototype(_gather_pixels(rep_keys, idx[top]), dens[top], bank.reps[c, v], bank.density[c, v], n_pos))
         negs.append(negatives[c])
+    if stats is not None: stats |= _anchor_stats(labels, bank.n_classes, list(pixels), [len(a) for a in anchors])
     a_idx, a_mask = _pad(anchors)
     n_idx, n_mask = _pad(negs)
     K, P = len(anchors), rep.shape[1]
     a = _gather_pixels(rep, a_idx.flatten()).view(K, -1, P)  # K,A,P with the gradient
     n = _gather_pixels(rep_keys, n_idx.flatten()).view(K, -1, P)  # K,Nn,P detached
     return contrastive_loss(a, a_mask, torch.stack(protos), n, n_mask, tau)  # Eq. 13
+
+def _anchor_stats(labels, n_classes, classes, n_used) -> dict:
+    "Anchor fraction of every anchor class (anchors / class pixels), its median and the share ≤ 20 %, all on the device."
+    y = labels.reshape(-1)
+    counts = torch.bincount(torch.where((y >= 0) & (y < n_classes), y, n_classes), minlength=n_classes + 1)[:n_classes]
+    frac = torch.tensor(n_used, dtype=torch.float32, device=y.device) / counts[torch.tensor(classes, device=y.device)]
+    return dict(anchor_fraction=frac, class_pixels=counts,
+                anchor_summary=torch.stack([frac.quantile(0.5), (frac <= 0.2).float().mean()]))
 
 def _pad(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     "Stack index vectors of different lengths into K,L (padded with index 0) and a K,L validity mask."

@@ -10,7 +10,7 @@ import itertools
 import torch
 
 # %% auto #0
-__all__ = ['group_pixels', 'class_pixels', 'select_anchors', 'prototype', 'negative_pixels', 'class_negatives']
+__all__ = ['ANCHOR_SELECT', 'group_pixels', 'class_pixels', 'select_anchors', 'prototype', 'negative_pixels', 'class_negatives']
 
 # %% ../nbs/05_sampling.ipynb #273978a1
 def group_pixels(labels: torch.Tensor, # any shape, integer labels
@@ -51,11 +51,20 @@ def class_pixels(labels: torch.Tensor, # B,H,W labels at the feature resolution
     return out
 
 # %% ../nbs/05_sampling.ipynb #b0b32296
+ANCHOR_SELECT = ("sparsest", "densest", "random")  # Eq. 9, and the two controls of the paper's claim
+
 def select_anchors(density: torch.Tensor, # n densities of one class's pixels
                    n_anchors: int, # N_q
-                  ) -> torch.Tensor: # positions (into `density`) of the min(N_q, n) sparsest features
-    "The `n_anchors` lowest-density positions (Eq. 9)."
-    return density.topk(min(n_anchors, density.numel()), largest=False).indices
+                   select: str = "sparsest", # 'sparsest' (Eq. 9) | 'densest' | 'random' (uniform)
+                   generator: torch.Generator | None = None, # 'random' only; on the device of `density`
+                  ) -> torch.Tensor: # positions (into `density`) of min(N_q, n) features
+    "The `n_anchors` lowest-density positions (Eq. 9), or the highest (`densest`), or a uniform subset (`random`)."
+    k = min(n_anchors, density.numel())
+    if select == "sparsest": return density.topk(k, largest=False).indices  # Eq. 9
+    if select == "densest": return density.topk(k).indices
+    if select == "random":  # the k largest of n uniform numbers: a uniform k-subset, one top-k instead of a permutation
+        return torch.rand(density.numel(), generator=generator, device=density.device).topk(k).indices
+    raise ValueError(f"select={select!r} is unknown: allowed are {', '.join(ANCHOR_SELECT)}")
 
 # %% ../nbs/05_sampling.ipynb #c17393d5
 def prototype(batch_reps: torch.Tensor, # n,P reps of the class's batch pixels

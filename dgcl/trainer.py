@@ -30,6 +30,7 @@ from .entropy import alpha_t, beta_t, drop_uncertain, pixel_entropy, progress
 from .loss import dgcl_loss
 from .memory import MemoryBank
 from .model import build_model, param_groups, upsample
+from .sampling import ANCHOR_SELECT
 
 # %% auto #0
 __all__ = ['METHODS', 'DATASETS', 'OPTIMIZERS', 'RECIPES', 'PROCEDURES', 'RECIPE_DEFAULTS', 'PRECISIONS', 'Config', 'ema_update',
@@ -158,6 +159,7 @@ class Config:
     channels_last: bool | None = None  # model and image batches in channels_last memory format
     contra_start: str = "global"  # 'global': L_contra once every class's bank is full (the paper) | 'per_class'
     fused_optimizer: bool | None = None  # one fused optimiser kernel: faster, not bit-identical to the per-tensor loop
+    anchor_select: str = "sparsest"  # anchors: 'sparsest' (Eq. 9) | the controls of the claim 'densest', 'random'
 
     def resolved(self) -> "Config":
         "A copy with every `None` replaced by the recipe's value, then the dataset's, validated."
@@ -208,6 +210,7 @@ class Config:
             ("head_dim", self.head_dim >= 1, "≥ 1"), ("proj_dim", self.proj_dim >= 1, "≥ 1"),
             ("amp", self.amp in PRECISIONS, "none, bf16 or fp16"),
             ("contra_start", self.contra_start in ("global", "per_class"), "global or per_class"),
+            ("anchor_select", self.anchor_select in ANCHOR_SELECT, ", ".join(ANCHOR_SELECT)),
             ("num_workers", self.num_workers >= 0, "≥ 0"), ("ckpt_every", self.ckpt_every >= 1, "≥ 1"),
             ("max_bad_steps", self.max_bad_steps >= 1, "≥ 1"), ("max_steps", self.max_steps >= 0, "≥ 0"),
             ("eval_every", self.eval_every >= 0, "≥ 0"), ("steps_per_epoch", self.steps_per_epoch >= 0, "≥ 0"),
@@ -569,9 +572,10 @@ def train_step(self: Trainer, x_l, y_l, x_u, ign_u) -> dict:
             lc = None
             ready = contra_ready(self.bank, cfg.contra_start)  # None: the term waits
             if ready is not None:
-                cache = {}
+                cache, self.contra_stats = {}, {}
                 lc = dgcl_loss(feats[1], feats[0], feats[2], self.bank, cfg.tau, cfg.n_anchors, cfg.n_pos, cfg.n_neg,
-                               self.ignore, self.skip_classes, cfg.max_pixels, g, cache, ready)  # Eq. 7–13
+                               self.ignore, self.skip_classes, cfg.max_pixels, g, cache, ready,
+                               anchor_select=cfg.anchor_select, stats=self.contra_stats)  # Eq. 7–13
             terms["contra"] = lc if lc is not None else out["rep"].sum() * 0.0  # zero that keeps the graph
             ran = lc is not None
     self.contra_ran = ran  # the log leaves L_contra blank on steps where it did not run
@@ -773,7 +777,7 @@ def fit(self: Trainer) -> dict:
             if not self.quiet: print(f"split of {self.data_root} generated (seed {cfg.seed}): "
                                      f"{', '.join(f'{len(l)} {k}' for k, l in zip(('labelled', 'unlabelled', 'val'), self.new_split))}; "
                                      f"lists written to {d}")
-        if self.step == 0 or not log_path.exists(): log_path.write_text("step,epoch,lr,sup,unsup,contra,bank_full,bank_emptiest\n")
+        if self.step == 0 or not log_path.exists(): log_path.write_text("step,epoch,lr,sup,unsup,contra,bank_full,bank_emptiest,anchor_frac_median,anchor_frac_le20\n")
         else:  # drop log rows past the checkpoint: those steps run again
             rows = log_path.read_text().splitlines()
             log_path.write_text("\n".join(rows[:1] + [r for r in rows[1:] if int(r.split(",")[0]) < self.step]) + "\n")
@@ -796,12 +800,13 @@ def fit(self: Trainer) -> dict:
             vals = self._reduce({k: v.detach().float() for k, v in terms.items()})
             if not self.contra_ran: vals.pop("contra", None)  # a graph-keeping zero, not a loss value
             full = int(self.bank.is_full()) if self.bank is not None else 0
+            af = self.contra_stats["anchor_summary"].tolist() if self.contra_ran else ("", "")  # N_q / class pixels
             self.step += 1
             self.seconds = time.time() - t0
             if main:
                 log.write(f"{self.step - 1},{(self.step - 1) / self.iters_per_epoch:.4f},"
                           f"{self.optimizer.param_groups[0]['lr']:.6g},{vals.get('sup', '')},{vals.get('unsup', '')},"
-                          f"{vals.get('contra', '')},{full},{self.bank_note().get('bank', '') if not full else ''}\n")
+                          f"{vals.get('contra', '')},{full},{self.bank_note().get('bank', '') if not full else ''},{af[0]},{af[1]}\n")
                 if tb is not None:
                     for k, v in vals.items(): tb.add_scalar(f"loss/{k}", v, self.step - 1)
                 bar.update(1); bar.set_postfix({k: f"{v:.3f}" for k, v in vals.items()} | self.bank_note(), refresh=False)
