@@ -81,8 +81,8 @@ def _noisy(centres: torch.Tensor, cls: torch.Tensor, g: torch.Generator) -> torc
     spread = torch.empty(len(cls), 1).uniform_(0.6, 2.0, generator=g)
     return centres[cls] + spread * torch.randn(len(cls), d, generator=g) / math.sqrt(d)
 
-def make_inputs(p: Preset, seed: int = 0, device="cpu"):
-    "(fts B,D,H,W, rep B,P,H,W leaf with grad, labels B,H,W, store=(feats C,N,D, reps C,N,P, density C,N))."
+def _batch(p: Preset, seed: int = 0):
+    "(generator, class centres of fts C,D and of rep C,P, fts B,D,H,W, rep B,P,H,W, labels B,H,W): the batch's draws."
     g = torch.Generator().manual_seed(seed)
     C, B, H = p.n_classes, p.batch, p.hw
     cf = F.normalize(torch.randn(C, p.feat_dim, generator=g), dim=1)
@@ -92,7 +92,12 @@ def make_inputs(p: Preset, seed: int = 0, device="cpu"):
     ign = cls == 255
     cls[ign] = torch.randint(0, C, (int(ign.sum()),), generator=g)  # ignored pixels belong to some class
     to_map = lambda x: x.view(B, H, H, -1).permute(0, 3, 1, 2).contiguous()
-    fts, rep = to_map(_noisy(cf, cls, g)), to_map(_noisy(cr, cls, g))
+    return g, cf, cr, to_map(_noisy(cf, cls, g)), to_map(_noisy(cr, cls, g)), labels
+
+def make_inputs(p: Preset, seed: int = 0, device="cpu"):
+    "(fts B,D,H,W, rep B,P,H,W leaf with grad, labels B,H,W, store=(feats C,N,D, reps C,N,P, density C,N))."
+    g, cf, cr, fts, rep, labels = _batch(p, seed)
+    C = p.n_classes
     bank_cls = torch.arange(C).repeat_interleave(p.size)
     feats = _noisy(cf, bank_cls, g).view(C, p.size, -1)
     reps = _noisy(cr, bank_cls, g).view(C, p.size, -1)
@@ -547,16 +552,8 @@ def bank_bytes_for(p: Preset, dtype=torch.float32) -> int:
 
 def scaling_inputs(p: Preset, dtype=torch.float32, seed: int = 0, device="cpu"):
     "(fts, rep, labels, bank) like `make_inputs`, the bank filled class by class (no second copy of the store)."
-    g = torch.Generator().manual_seed(seed)
-    C, B, H = p.n_classes, p.batch, p.hw
-    cf = F.normalize(torch.randn(C, p.feat_dim, generator=g), dim=1)
-    cr = F.normalize(torch.randn(C, p.proj_dim, generator=g), dim=1)
-    labels = torch.from_numpy(make_labels(p, seed))
-    cls = labels.flatten().clone()
-    ign = cls == 255
-    cls[ign] = torch.randint(0, C, (int(ign.sum()),), generator=g)
-    to_map = lambda x: x.view(B, H, H, -1).permute(0, 3, 1, 2).contiguous().to(device)
-    fts, rep = to_map(_noisy(cf, cls, g)), to_map(_noisy(cr, cls, g)).requires_grad_()
+    g, cf, cr, fts, rep, labels = _batch(p, seed)
+    C, fts, rep = p.n_classes, fts.to(device), rep.to(device).requires_grad_()
     bank = MemoryBank(C, p.size, p.feat_dim, p.proj_dim, p.per_update, p.ks, device=device, dtype=dtype, seed=seed)
     for c in range(C):
         one = torch.full((p.size,), c)

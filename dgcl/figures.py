@@ -47,7 +47,6 @@ def loss_figure(log_csv, out=None, window: int = 25):
 @torch.no_grad()
 def prediction_figure(trainer, out=None, n: int = 4):
     "Image, ground truth, teacher and student predictions for the first `n` validation images."
-    from dgcl.model import upsample
     plt = _plt()
     items = [trainer.val[i] for i in range(min(n, len(trainer.val)))]
     fig, axes = plt.subplots(len(items), 4, figsize=(8, 2.1 * len(items)), squeeze=False)
@@ -56,7 +55,7 @@ def prediction_figure(trainer, out=None, n: int = 4):
         preds = []
         for m in (trainer.teacher, trainer.student):
             m.eval()
-            preds.append(upsample(m(x)["pred"], x.shape[-2:]).argmax(1)[0].cpu())
+            preds.append(trainer.up(m(x)["pred"], x.shape[-2:]).argmax(1)[0].cpu())  # as the trainer scores it
         for c, (title, im) in enumerate([("image", denormalize(img)), ("ground truth", colorize(lab)),
                                          ("teacher", colorize(preds[0])),
                                          ("student", colorize(preds[1]))]):

@@ -23,7 +23,7 @@ from .data import (DataError, SegDataset, check_batchable, check_dataset, colori
                        folder_lists, make_embedded, normalize, palette, read_image, split_lists)
 from .model import build_model, upsample
 from .splits import IMAGE_EXTS
-from .trainer import RECIPES, Config, Trainer, evaluate, slide_logits
+from .trainer import Config, Trainer, evaluate, resolve_precision, slide_logits
 
 # %% auto #0
 __all__ = ['run_config', 'amp_dtype', 'eval_crop', 'load_run', 'TTA', 'eval_images', 'confusion_figure', 'eval_checkpoint',
@@ -34,16 +34,16 @@ def run_config(d: dict, # `checkpoint["config"]`
               ) -> Config: # with unknown fields dropped and missing ones from the recipe
     "The `Config` of a run, robust to fields added or removed since the checkpoint was written."
     names = {f.name for f in dataclasses.fields(Config)}
-    cfg = Config(**{k: v for k, v in d.items() if k in names})
-    return dataclasses.replace(cfg, **{k: v for k, v in RECIPES.get(cfg.dataset, {}).items() if getattr(cfg, k) is None})
+    return Config(**{k: v for k, v in d.items() if k in names}).filled()  # the recipe's values where it had none
 
 def _device(device: str) -> torch.device:
     return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
 
 def amp_dtype(cfg: Config, device: torch.device):
     "The autocast dtype the trainer used for `cfg` on `device` (None: full precision)."
-    auto = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}.get(cfg.amp, auto)
+    if cfg.amp == "auto":  # a checkpoint written when 'auto' meant bf16 on a GPU that has it, else float32
+        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+    return resolve_precision(cfg.amp, device)
 
 def eval_crop(cfg: Config) -> int | None:
     "The crop of the sliding window the trainer evaluates `cfg`'s dataset with (None: whole images)."
@@ -64,7 +64,8 @@ def load_run(checkpoint, # RUN/checkpoint.pt
     cfg = run_config(ck["config"])
     weights = ck[model]
     net = build_model(weights["classifier.weight"].shape[0], cfg.backbone, output_stride=cfg.output_stride,
-                      dataset=cfg.dataset, pretrained=False, head_dim=cfg.head_dim, proj_dim=cfg.proj_dim)
+                      dataset=cfg.dataset, pretrained=False, head_dim=cfg.head_dim, proj_dim=cfg.proj_dim,
+                      multi_grid=bool(cfg.multi_grid))  # the run's dilations: same shapes, other outputs
     try: net.load_state_dict(weights)
     except RuntimeError as e:
         raise DataError(f"checkpoint {p} does not fit the network its config describes "
@@ -78,10 +79,11 @@ class TTA(torch.nn.Module):
     def __init__(self, net: torch.nn.Module, # a segmentation network returning {'pred': B,C,h,w}
                  scales=(0.75, 1.0, 1.25), # input rescaling factors
                  flip: bool = True, # also the horizontally mirrored image
+                 align_corners: bool = False, # the run's upsampling of logits (`Config.align_corners`)
                 ):
         super().__init__()
         if not scales or any(not s > 0 for s in scales): raise ValueError(f"scales={list(scales)} must be positive numbers")
-        self.net, self.scales, self.flip = net, tuple(float(s) for s in scales), flip
+        self.net, self.scales, self.flip, self.align_corners = net, tuple(float(s) for s in scales), flip, align_corners
 
     def forward(self, x: torch.Tensor) -> dict: # x: B,3,H,W
         H, W = x.shape[-2:]
@@ -90,7 +92,7 @@ class TTA(torch.nn.Module):
             xs = x if s == 1 else F.interpolate(x, size=(max(1, round(H * s)), max(1, round(W * s))), mode="bilinear",
                                                 align_corners=False)
             for mirror in ((False, True) if self.flip else (False,)):
-                p = upsample(self.net(xs.flip(-1) if mirror else xs)["pred"], (H, W)).float().softmax(1)  # B,C,H,W
+                p = upsample(self.net(xs.flip(-1) if mirror else xs)["pred"], (H, W), self.align_corners).float().softmax(1)  # B,C,H,W
                 total, n = total + (p.flip(-1) if mirror else p), n + 1
         return {"pred": (total / n).clamp_min(1e-12).log()}
 
@@ -171,12 +173,13 @@ def eval_checkpoint(checkpoint, # RUN/checkpoint.pt
     n = net.classifier.out_channels
     ds, classes = eval_images(cfg, n, data_root, split, Path(checkpoint).parent)
     tta = tuple(scales) != (1.0,) or flip
-    m = TTA(net, scales, flip) if tta else net
+    m = TTA(net, scales, flip, bool(cfg.align_corners)) if tta else net
     bs = batch_size or cfg.eval_batch_size
     if bs < 1: raise ValueError(f"batch_size={bs} is out of range: allowed is ≥ 1")
     if cfg.dataset == "folder": check_batchable(ds.folder, ds.names, bs, "batch_size")
     crop = eval_crop(cfg)
-    r = evaluate(m, DataLoader(ds, batch_size=bs, num_workers=0), n, dev, crop, amp_dtype(cfg, dev))
+    r = evaluate(m, DataLoader(ds, batch_size=bs, num_workers=0), n, dev, crop, amp_dtype(cfg, dev),
+                 bool(cfg.align_corners))  # as the trainer scored it
     conf = r["confusion"]
     result = {"miou": r["miou"], "per_class_iou": {c: _none_nan(v) for c, v in zip(classes, r["iou"])},
               "pixel_accuracy": float(conf.diag().sum() / conf.sum().clamp(min=1) * 100),
@@ -241,7 +244,8 @@ def predict(checkpoint, # RUN/checkpoint.pt
         except Exception as e: raise DataError(f"image {f} is unreadable or corrupt ({type(e).__name__}: {e})") from None
     net, cfg, dev = load_run(checkpoint, model, device)
     n, crop, amp = net.classifier.out_channels, eval_crop(cfg), amp_dtype(cfg, dev)
-    m = TTA(net, scales, flip) if tuple(scales) != (1.0,) or flip else net
+    ac = bool(cfg.align_corners)
+    m = TTA(net, scales, flip, ac) if tuple(scales) != (1.0,) or flip else net
     m.eval()
     out.mkdir(parents=True, exist_ok=True)
     pal, written = palette().ravel().tolist(), []
@@ -249,7 +253,8 @@ def predict(checkpoint, # RUN/checkpoint.pt
         img = read_image(f)
         x = normalize(img)[None].to(dev)  # 1,3,H,W
         with torch.no_grad(), torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
-            logits = slide_logits(m, x, n, crop) if crop else upsample(m(x)["pred"], x.shape[-2:])
+            logits = (slide_logits(m, x, n, crop, align_corners=ac) if crop else
+                      upsample(m(x)["pred"], x.shape[-2:], ac))
         pred = logits.argmax(1)[0].to(torch.uint8).cpu().numpy()  # H,W
         mask = Image.fromarray(pred).convert("P")
         mask.putpalette(pal)

@@ -24,11 +24,12 @@ __all__ = ['MULTI_GRID', 'BACKBONES', 'upsample', 'ConvBNReLU', 'ASPP', 'apply_m
 # %% ../nbs/09_model.ipynb #40ee1c02
 def upsample(x: torch.Tensor, # B,C,h,w logits or features
              size, # target (H, W)
+             align_corners: bool = False, # True as the authors' code (`Config.align_corners`)
             ) -> torch.Tensor: # B,C,H,W
-    "Bilinear resize of a B,C,h,w map to `size` (align_corners=False); a no-op when the size already matches."
+    "Bilinear resize of a B,C,h,w map to `size`; a no-op when the size already matches."
     size = tuple(size)
     if tuple(x.shape[-2:]) == size: return x
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=align_corners)
 
 class ConvBNReLU(nn.Sequential):
     "k×k convolution (no bias, 'same' padding for any dilation) → BatchNorm2d → ReLU."

@@ -161,8 +161,8 @@ class Config:
     fused_optimizer: bool | None = None  # one fused optimiser kernel: faster, not bit-identical to the per-tensor loop
     anchor_select: str = "sparsest"  # anchors: 'sparsest' (Eq. 9) | the controls of the claim 'densest', 'random'
 
-    def resolved(self) -> "Config":
-        "A copy with every `None` replaced by the recipe's value, then the dataset's, validated."
+    def filled(self) -> "Config":
+        "A copy with every `None` replaced by the recipe's value, then the dataset's (not validated: see `resolved`)."
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset={self.dataset!r} is unknown: allowed are {', '.join(DATASETS)}")
         recipe = self.recipe or RECIPES[self.dataset]["recipe"]
@@ -171,7 +171,11 @@ class Config:
         proc = {k: v for k, v in PROCEDURES[recipe].items() if k not in DATASETS}
         proc |= PROCEDURES[recipe].get(self.dataset, {})
         values = {**RECIPE_DEFAULTS, **RECIPES[self.dataset], **proc, "recipe": recipe}
-        cfg = dataclasses.replace(self, **{k: v for k, v in values.items() if getattr(self, k) is None})
+        return dataclasses.replace(self, **{k: v for k, v in values.items() if getattr(self, k) is None})
+
+    def resolved(self) -> "Config":
+        "The `filled` copy with its run_dir named, validated."
+        cfg = self.filled()
         if not cfg.run_dir: cfg.run_dir = f"runs/{cfg.dataset}-{cfg.method}-n{cfg.split}-seed{cfg.seed}"
         cfg.validate()
         return cfg
@@ -309,18 +313,13 @@ def centre_crop(img: torch.Tensor, # B,3,H,W normalised images
     y, x = (H - size) // 2, (W - size) // 2
     return img[..., y:y + size, x:x + size], target[..., y:y + size, x:x + size]
 
-def _resize(x: torch.Tensor, size, align_corners: bool = False) -> torch.Tensor:
-    size = tuple(size)
-    if tuple(x.shape[-2:]) == size: return x
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=align_corners)
-
 @torch.no_grad()
 def slide_logits(model, img: torch.Tensor, n_classes: int, crop: int, stride: int | None = None,
                  align_corners: bool = False) -> torch.Tensor:
     "Logits of a B,3,H,W batch by sliding crop×crop windows (stride 2/3 of the crop), averaged where they overlap."
     B, _, H, W = img.shape
     stride = stride or max(1, crop * 2 // 3)
-    if H <= crop and W <= crop: return _resize(model(img)["pred"], (H, W), align_corners)
+    if H <= crop and W <= crop: return upsample(model(img)["pred"], (H, W), align_corners)
     out = img.new_zeros(B, n_classes, H, W, dtype=torch.float32)
     cnt = img.new_zeros(1, 1, H, W, dtype=torch.float32)
     ys = list(range(0, max(H - crop, 0) + 1, stride)); xs = list(range(0, max(W - crop, 0) + 1, stride))
@@ -329,7 +328,7 @@ def slide_logits(model, img: torch.Tensor, n_classes: int, crop: int, stride: in
     for y in ys:
         for x in xs:
             win = img[:, :, y:y + crop, x:x + crop]
-            out[:, :, y:y + crop, x:x + crop] += _resize(model(win)["pred"], win.shape[-2:], align_corners).float()
+            out[:, :, y:y + crop, x:x + crop] += upsample(model(win)["pred"], win.shape[-2:], align_corners).float()
             cnt[:, :, y:y + crop, x:x + crop] += 1
     return out / cnt
 
@@ -346,7 +345,7 @@ def evaluate(model, loader, n_classes: int, device, crop: int | None = None, amp
         if centre_crop_size: img, target = centre_crop(img, target, centre_crop_size)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = (slide_logits(model, img, n_classes, crop, align_corners=align_corners) if crop else
-                      _resize(model(img)["pred"], img.shape[-2:], align_corners))
+                      upsample(model(img)["pred"], img.shape[-2:], align_corners))
         conf += confusion(logits.argmax(1), target, n_classes)
     if _distributed(): dist.all_reduce(conf)  # every rank evaluated its own share of the images
     iou = iou_from_confusion(conf.cpu())
@@ -607,9 +606,7 @@ def autocast(self: Trainer):
 @patch
 def up(self: Trainer, x: torch.Tensor, size) -> torch.Tensor:
     "Bilinear resize of B,C,h,w logits to `size` with the recipe's `align_corners`; a no-op at the same size."
-    size = tuple(size)
-    if tuple(x.shape[-2:]) == size: return x
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=self.cfg.align_corners)
+    return upsample(x, size, self.cfg.align_corners)
 
 @patch
 def pseudo_labels(self: Trainer, x_l, x_u, ign_u) -> dict:
@@ -804,12 +801,13 @@ def fit(self: Trainer) -> dict:
             self.step += 1
             self.seconds = time.time() - t0
             if main:
+                note = self.bank_note()  # the class the bank waits for, or 'full'
                 log.write(f"{self.step - 1},{(self.step - 1) / self.iters_per_epoch:.4f},"
                           f"{self.optimizer.param_groups[0]['lr']:.6g},{vals.get('sup', '')},{vals.get('unsup', '')},"
-                          f"{vals.get('contra', '')},{full},{self.bank_note().get('bank', '') if not full else ''},{af[0]},{af[1]}\n")
+                          f"{vals.get('contra', '')},{full},{note.get('bank', '') if not full else ''},{af[0]},{af[1]}\n")
                 if tb is not None:
                     for k, v in vals.items(): tb.add_scalar(f"loss/{k}", v, self.step - 1)
-                bar.update(1); bar.set_postfix({k: f"{v:.3f}" for k, v in vals.items()} | self.bank_note(), refresh=False)
+                bar.update(1); bar.set_postfix({k: f"{v:.3f}" for k, v in vals.items()} | note, refresh=False)
             if cfg.eval_paper and self.step % self.iters_per_epoch == 0:  # the authors' per-epoch protocol
                 r = self.paper_eval()
                 if main and not self.quiet:

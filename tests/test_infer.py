@@ -122,3 +122,14 @@ def test_console_scripts(root):
     for target in scripts.values():
         mod, fn = target.split(":")
         assert callable(getattr(importlib.import_module(mod), fn))
+
+
+def test_eval_equals_metrics_official(tmp_path, capsys):
+    "The authors' recipe: logits upsampled with align_corners and a multi-grid ResNet-50, rebuilt as the run built them."
+    run = tmp_path / "run"
+    args = TINY + ["--data_root", str(tiny_dataset(tmp_path / "data")), "--run_dir", str(run), "--recipe", "official",
+                   "--backbone", "resnet50", "--multi_grid", "--output_stride", "16", "--max_steps", "3"]
+    assert main(args) == 0
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["align_corners"] is True and m["multi_grid"] is True
+    check_same_as_metrics(run, capsys)
