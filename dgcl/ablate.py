@@ -16,34 +16,45 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['TABLES', 'PAPER', 'PRESETS', 'Run', 'plan', 'execute', 'collect', 'table_frame', 'markdown', 'plot_table',
-           'write_tables', 'main']
+__all__ = ['TABLES', 'PAPER', 'PRESETS', 'table_values', 'Run', 'plan', 'execute', 'collect', 'table_frame', 'markdown',
+           'plot_table', 'write_tables', 'paired', 'pairs_needed', 'main_table', 'main']
 
 # %% ../nbs/13_ablate.ipynb #47afd939
-TABLES = {  # table -> (parameter, values, best value in the paper)
+TABLES = {  # table -> (parameter, values, best value in the paper); a preset may study a subset (`values`)
     "lambda_contra": ("lambda_contra", (0.1, 0.5, 1.0, 1.5, 2.0), 1.0),
     "tau": ("tau", (0.01, 0.1, 0.5, 1.0), 0.5),
     "beta0": ("beta0", (0.0, 20.0, 40.0, 60.0, 80.0), 20.0),
     "n_anchors": ("n_anchors", (32, 64, 128, 256, 512), 256),
+    "anchors": ("anchor_select", ("sparsest", "densest", "random"), "sparsest"),  # the control of Eq. 9's claim
     "main": ("method", ("supervised", "selftrain", "dgcl"), "dgcl"),
 }
-PAPER = {  # supplementary Tables 1–4: {table: {VOC split: [mIoU per value]}}
+PAPER = {  # supplementary Tables 1–4: {table: {VOC split: [mIoU per value of TABLES]}}
     "lambda_contra": {366: [78.53, 78.56, 78.73, 78.47, 78.21], 732: [79.12, 78.88, 79.23, 78.69, 78.53]},
     "tau": {366: [74.61, 78.54, 78.73, 78.54], 732: [75.50, 78.73, 79.23, 79.08]},
     "beta0": {366: [78.45, 78.73, 77.67, 75.93, 74.63]},
     "n_anchors": {366: [77.74, 77.73, 77.22, 78.73, 77.88]},
 }
 PRESETS = {
-    "embedded": dict(splits={"lambda_contra": (24, 48), "tau": (24, 48), "beta0": (24,), "n_anchors": (24,), "main": (24, 48)},
-                     seeds=(0, 1), main_seeds=(0, 1, 2), paper_split={24: 366, 48: 732},
-                     params=dict(dataset="embedded", epochs=3, sup_only_epochs=1, steps_per_epoch=50, num_workers=0,
-                                 memory_size=300, memory_per_update=100, figures=False,
-                                 split_bn=False)),  # the committed tables were made with one joint batch
-    "pascal": dict(splits={"lambda_contra": (366, 732), "tau": (366, 732), "beta0": (366,), "n_anchors": (366,), "main": (366, 732)},
-                   seeds=(0,), main_seeds=(0, 1, 2), paper_split={366: 366, 732: 732}, params=dict(dataset="pascal")),
-    "cityscapes": dict(splits={"lambda_contra": (372,), "tau": (372,), "beta0": (372,), "n_anchors": (372,), "main": (372, 744)},
-                       seeds=(0,), main_seeds=(0, 1, 2), paper_split={}, params=dict(dataset="cityscapes")),
+    # the embedded testbed (its recipe is the dataset's default): every run scored once on the held-out test split;
+    # a replicate is (split_seed, seed): another labelled draw and another training seed
+    "embedded": dict(splits={t: (48,) for t in TABLES}, reps=((0, 0), (1, 0), (2, 0)),
+                     main_reps=tuple((s, k) for k in (0, 1) for s in (0, 1, 2)), paper_split={48: 366},
+                     values={"lambda_contra": (0.5, 1.0, 2.0), "tau": (0.1, 0.5, 1.0), "beta0": (0.0, 20.0, 40.0),
+                             "n_anchors": (8, 16, 32, 64, 128)},
+                     params=dict(dataset="embedded", eval_split="test", num_workers=0, figures=False)),
+    "pascal": dict(splits={"lambda_contra": (366, 732), "tau": (366, 732), "beta0": (366,), "n_anchors": (366,),
+                           "anchors": (366,), "main": (366, 732)},
+                   reps=((0, 0),), main_reps=((0, 0), (0, 1), (0, 2)), paper_split={366: 366, 732: 732}, values={},
+                   params=dict(dataset="pascal")),
+    "cityscapes": dict(splits={"lambda_contra": (372,), "tau": (372,), "beta0": (372,), "n_anchors": (372,),
+                               "anchors": (372,), "main": (372, 744)},
+                       reps=((0, 0),), main_reps=((0, 0), (0, 1), (0, 2)), paper_split={}, values={},
+                       params=dict(dataset="cityscapes")),
 }
+
+def table_values(preset: str, table: str) -> tuple:
+    "The values `preset` studies in `table`: its own subset, else the supplementary's."
+    return tuple(PRESETS[preset]["values"].get(table, TABLES[table][1]))
 
 # %% ../nbs/13_ablate.ipynb #030bdb14
 @dataclass
@@ -55,9 +66,11 @@ class Run:
     seed: int
     params: dict
     out_dir: Path
+    split_seed: int = 0  # which labelled draw (embedded); named in the run only when ≠ 0
 
     @property
-    def name(self) -> str: return f"{_fmt(self.value)}-n{self.split}-seed{self.seed}"
+    def name(self) -> str:
+        return f"{_fmt(self.value)}-n{self.split}" + (f"-s{self.split_seed}" if self.split_seed else "") + f"-seed{self.seed}"
     @property
     def notebook(self) -> Path: return self.out_dir / self.table / f"{self.name}.ipynb"
     @property
@@ -92,7 +105,7 @@ def _fmt(v) -> str:
 
 def plan(preset: str = "embedded", out_dir="runs/ablations", tables=None, seeds=None, data_root: str = "",
          extra: dict | None = None) -> list[Run]:
-    "Every run of the preset's tables (all by default), in table order."
+    "Every run of the preset's tables (all by default), in table order; `seeds` replaces the preset's training seeds."
     if preset not in PRESETS: raise ValueError(f"preset={preset!r} is unknown: allowed are {', '.join(PRESETS)}")
     P = PRESETS[preset]
     tables = list(tables or TABLES)
@@ -102,13 +115,17 @@ def plan(preset: str = "embedded", out_dir="runs/ablations", tables=None, seeds=
         raise ValueError(f"preset {preset} needs --data_root (the folder holding the {P['params']['dataset']} dataset)")
     runs = []
     for t in tables:
-        param, values, _ = TABLES[t]
+        param, values = TABLES[t][0], table_values(preset, t)
+        reps = P["main_reps"] if t == "main" else P["reps"]
+        if seeds: reps = tuple(dict.fromkeys((ss, k) for ss, _ in reps for k in seeds))
         for split in P["splits"][t]:
             for value in values:
-                for seed in (seeds or (P["main_seeds"] if t == "main" else P["seeds"])):
-                    params = {**P["params"], **_studied_defaults(P["params"].get("dataset", "embedded")), **(extra or {}), "split": split, "seed": seed, param: value}
+                for split_seed, seed in reps:
+                    params = {**P["params"], **_studied_defaults(P["params"].get("dataset", "embedded")), **(extra or {}),
+                              "split": split, "seed": seed, param: value}
+                    if split_seed: params["split_seed"] = split_seed
                     if data_root: params["data_root"] = str(data_root)
-                    runs.append(Run(t, value, split, seed, params, Path(out_dir)))
+                    runs.append(Run(t, value, split, seed, params, Path(out_dir), split_seed))
     return runs
 
 # %% ../nbs/13_ablate.ipynb #25da299e
@@ -135,14 +152,20 @@ def execute(run: Run, root: Path, threads: int = 0, twin: Run | None = None, tim
 def collect(runs: list[Run]):
     "Long-form DataFrame of the finished runs: table, split, value, seed, miou."
     import pandas as pd
-    rows = [dict(table=r.table, split=r.split, value=r.value, seed=r.seed,
-                 miou=json.loads(r.metrics_path.read_text())["miou"]) for r in runs if r.done()]
-    return pd.DataFrame(rows, columns=["table", "split", "value", "seed", "miou"])
+    rows = []
+    for r in runs:
+        if not r.done(): continue
+        m = json.loads(r.metrics_path.read_text())
+        rows.append(dict(table=r.table, split=r.split, value=r.value, split_seed=r.split_seed, seed=r.seed,
+                         miou=m["miou"], eval_split=m.get("eval_split", "val"), seconds=m.get("seconds"),
+                         threads=m.get("threads"), precision=m.get("precision")))
+    return pd.DataFrame(rows, columns=["table", "split", "value", "split_seed", "seed", "miou", "eval_split", "seconds",
+                                       "threads", "precision"])
 
-def table_frame(df, table: str, paper_split: dict | None = None):
+def table_frame(df, table: str, paper_split: dict | None = None, values=None):
     "The table in the supplementary's layout: (cells as 'mean ± std' strings, means, stds), rows = splits."
     import pandas as pd
-    _, values, _ = TABLES[table]
+    values = tuple(values or TABLES[table][1])
     d = df[df.table == table]
     g = d.groupby(["split", "value"])["miou"]
     mean, std, n = g.mean().unstack(), g.std(ddof=1).unstack(), g.count().unstack()
@@ -162,9 +185,10 @@ def table_frame(df, table: str, paper_split: dict | None = None):
         for s in mean.index:
             voc = paper_split.get(s)
             if voc in PAPER[table]:
-                row = PAPER[table][voc]
-                best = max(row)
-                cells.loc[f"paper, VOC {voc}"] = [f"**{x:.2f}**" if x == best else f"{x:.2f}" for x in row]
+                full = dict(zip(TABLES[table][1], PAPER[table][voc]))  # the supplementary's row, by value
+                best = max(full.values())
+                cells.loc[f"paper, VOC {voc}"] = [("–" if v not in full else f"**{full[v]:.2f}**" if full[v] == best
+                                                   else f"{full[v]:.2f}") for v in values]
     return cells, mean, std
 
 def markdown(frame) -> str:
@@ -173,26 +197,26 @@ def markdown(frame) -> str:
     rows = [[str(i)] + [str(v) for v in r] for i, r in zip(frame.index, frame.values.tolist())]
     return "\n".join("| " + " | ".join(r) + " |" for r in [head, ["---"] * len(head), *rows])
 
-def plot_table(df, table: str, out=None):
+def plot_table(df, table: str, out=None, values=None):
     "mIoU against the studied value, one line per split, error bars over the seeds."
     import matplotlib.pyplot as plt
-    param, values, _ = TABLES[table]
+    param, values = TABLES[table][0], tuple(values or TABLES[table][1])
     d = df[df.table == table]
     fig, ax = plt.subplots(figsize=(4.6, 3.2))
     for split, ds in d.groupby("split"):
         g = ds.groupby("value")["miou"]
         xs = [v for v in values if v in g.mean().index]
-        pos = list(range(len(xs))) if table == "main" else xs
+        pos = [values.index(v) for v in xs] if isinstance(values[0], str) else xs
         ax.errorbar(pos, [g.mean()[v] for v in xs], yerr=[g.std(ddof=1).fillna(0)[v] for v in xs], marker="o",
                     capsize=3, label=f"n={split}")
-    if table == "main": ax.set_xticks(range(len(values)), values)
+    if isinstance(values[0], str): ax.set_xticks(range(len(values)), values)
     elif table == "tau": ax.set_xscale("log")
     ax.set_xlabel(param); ax.set_ylabel("mIoU (%)"); ax.set_title(f"{table}: mean ± std over seeds"); ax.legend()
     fig.tight_layout()
     if out: fig.savefig(out, dpi=110); plt.close(fig)
     return fig
 
-def write_tables(runs: list[Run], out_dir, paper_split: dict | None = None) -> dict:
+def write_tables(runs: list[Run], out_dir, paper_split: dict | None = None, values: dict | None = None) -> dict:
     "Write `<table>.csv`, `<table>.md`, `<table>.png` and `runs.csv` into `out_dir`; returns {table: markdown}."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     df = collect(runs)
@@ -200,12 +224,75 @@ def write_tables(runs: list[Run], out_dir, paper_split: dict | None = None) -> d
     md = {}
     for t in dict.fromkeys(r.table for r in runs):
         if not (df.table == t).any(): continue
-        cells, mean, std = table_frame(df, t, paper_split)
+        vals = (values or {}).get(t)
+        cells, mean, std = table_frame(df, t, paper_split, vals)
         cells.to_csv(out_dir / f"{t}.csv")
         md[t] = f"**{t}** ({TABLES[t][0]}; mIoU %, mean ± std over seeds; best of each row in bold)\n\n" + markdown(cells)
+        if t == "main":
+            for split in sorted(df[df.table == "main"].split.unique()):
+                md[t] += f"\n\nn={split}, paired by replicate (labelled draw, training seed):\n\n" + main_table(df, split)
         (out_dir / f"{t}.md").write_text(md[t] + "\n")
-        plot_table(df, t, out_dir / f"{t}.png")
+        plot_table(df, t, out_dir / f"{t}.png", vals)
     return md
+
+# %% ../nbs/13_ablate.ipynb #53679977
+def paired(df, # `collect`'s frame
+           table: str, # the table whose cells are compared
+           a, # the baseline value (e.g. 'supervised')
+           b, # the compared value (e.g. 'dgcl')
+           split: int | None = None, # one labelled count (None: the table's only one)
+          ) -> dict: # n pairs, mean and sd of b − a, its 95 % t-interval, the per-pair differences
+    "b − a paired by replicate (split_seed, seed): same labelled images, same training seed."
+    import numpy as np
+    from scipy import stats
+    d = df[df.table == table]
+    if split is None:
+        if d.split.nunique() > 1: raise ValueError(f"table {table!r} has several splits {sorted(d.split.unique())}: pass split")
+    else: d = d[d.split == split]
+    key = ["split_seed", "seed"]
+    x = d[d.value == a].set_index(key).miou.rename("a")
+    y = d[d.value == b].set_index(key).miou.rename("b")
+    both = x.to_frame().join(y, how="inner").sort_index()
+    diff = (both.b - both.a).to_numpy()
+    n = len(diff)
+    out = dict(a=a, b=b, n=n, mean=float(diff.mean()) if n else float("nan"), sd=float("nan"), lo=float("nan"),
+               hi=float("nan"), diffs=[round(float(v), 2) for v in diff])
+    if n >= 2:
+        sd = float(diff.std(ddof=1)); half = float(stats.t.ppf(0.975, n - 1)) * sd / np.sqrt(n)
+        out.update(sd=sd, lo=out["mean"] - half, hi=out["mean"] + half)
+    return out
+
+def pairs_needed(sd: float, # standard deviation of the paired differences (a pilot's)
+                 delta: float, # the true difference to detect
+                 power: float = 0.8, alpha: float = 0.05, # two-sided paired t-test
+                 n_max: int = 10_000) -> int:
+    "The fewest pairs whose two-sided paired t-test detects `delta` with `power` (noncentral t)."
+    from scipy import stats
+    if sd <= 0 or delta == 0: raise ValueError(f"sd={sd} and delta={delta}: need sd > 0 and delta ≠ 0")
+    for n in range(2, n_max + 1):
+        df_, nc = n - 1, abs(delta) / sd * n ** 0.5
+        crit = stats.t.ppf(1 - alpha / 2, df_)
+        if stats.nct.sf(crit, df_, nc) + stats.nct.cdf(-crit, df_, nc) >= power: return n
+    return n_max
+
+def main_table(df, # `collect`'s frame
+               split: int | None = None,
+              ) -> str: # Markdown: per-method mean ± std, then the three paired differences with 95 % intervals
+    "The headline table: supervised, self-training and DGCL on the same replicates, and their paired differences."
+    d = df[df.table == "main"] if split is None else df[(df.table == "main") & (df.split == split)]
+    rows = ["| method | runs | mIoU (mean ± std) |", "| --- | --- | --- |"]
+    for m in TABLES["main"][1]:
+        v = d[d.value == m].miou
+        if len(v): rows.append(f"| {m} | {len(v)} | {v.mean():.2f} ± {v.std(ddof=1):.2f} |" if len(v) > 1 else
+                               f"| {m} | 1 | {v.mean():.2f} |")
+    rows += ["", "| paired difference | pairs | mean | 95 % interval | sd |", "| --- | --- | --- | --- | --- |"]
+    for a, b in (("supervised", "selftrain"), ("supervised", "dgcl"), ("selftrain", "dgcl")):
+        p = paired(d, "main", a, b)
+        if p["n"] == 0: continue
+        ci = f"[{p['lo']:+.2f}, {p['hi']:+.2f}]" if p["n"] > 1 else "–"
+        sd = f"{p['sd']:.2f}" if p["n"] > 1 else "–"
+        rows.append(f"| {b} − {a} | {p['n']} | {p['mean']:+.2f} | {ci} | {sd} |")
+    return "\n".join(rows)
 
 # %% ../nbs/13_ablate.ipynb #99ccbb42
 def main(argv=None) -> int:
@@ -214,7 +301,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="dgcl-ablate", description="Regenerate the ablation tables with papermill.")
     p.add_argument("--preset", default="embedded", choices=list(PRESETS))
     p.add_argument("--tables", nargs="+", default=None, metavar="TABLE", help=f"subset of {', '.join(TABLES)}")
-    p.add_argument("--seeds", nargs="+", type=int, default=None, help="override the preset's seeds")
+    p.add_argument("--seeds", nargs="+", type=int, default=None, help="override the preset's training seeds")
     p.add_argument("--data_root", default="", help="dataset folder (required for pascal/cityscapes)")
     p.add_argument("--out", default="runs/ablations", help="output folder")
     p.add_argument("--jobs", type=int, default=1, help="runs executed at a time")
@@ -272,9 +359,9 @@ def main(argv=None) -> int:
                 except Exception as e:
                     failures.append(str(e)); bar.write(str(e))
                 bar.update(1)
-                write_tables(runs, a.out, paper_split)
+                write_tables(runs, a.out, paper_split, PRESETS[a.preset]["values"])
     bar.close()
-    md = write_tables(runs, a.out, paper_split)
+    md = write_tables(runs, a.out, paper_split, PRESETS[a.preset]["values"])
     for t, text in md.items(): print("\n" + text)
     if failures:
         print(f"dgcl-ablate: {len(failures)} run(s) failed; run the same command again to retry them", file=sys.stderr)

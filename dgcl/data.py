@@ -22,10 +22,11 @@ from .splits import get_split, get_val, make_split, write_split
 
 # %% auto #0
 __all__ = ['IGNORE_INDEX', 'EMBEDDED_CLASSES', 'VOC_CLASSES', 'CITYSCAPES_CLASSES', 'MEAN', 'STD', 'MODES', 'FOLDER_EXTS',
-           'SPLIT_FILES', 'DataError', 'dataset_info', 'default_cache', 'make_embedded', 'palette', 'colorize',
-           'split_lists', 'sample_paths', 'check_label', 'read_image', 'read_label', 'sample_seed', 'normalize',
-           'train_transform', 'SegDataset', 'check_dataset', 'cutmix_masks', 'cutmix', 'parse_label_map', 'FolderData',
-           'folder_dataset', 'make_horses', 'folder_lists', 'write_folder_lists', 'check_batchable', 'resolve_skip']
+           'SPLIT_FILES', 'DataError', 'dataset_info', 'split_dir_name', 'default_cache', 'make_embedded', 'palette',
+           'colorize', 'split_lists', 'sample_paths', 'check_label', 'read_image', 'read_label', 'sample_seed',
+           'normalize', 'train_transform', 'SegDataset', 'check_dataset', 'cutmix_masks', 'cutmix', 'parse_label_map',
+           'FolderData', 'folder_dataset', 'make_horses', 'folder_lists', 'write_folder_lists', 'check_batchable',
+           'resolve_skip']
 
 # %% ../nbs/08_data.ipynb #4682e626
 class DataError(ValueError):
@@ -125,15 +126,20 @@ def _covering_split(folder: Path, names: list[str], n: int, seed: int, tries: in
         if cov == len(everything): break
     return best
 
-def _write_splits(folder: Path, names: list[str], counts, seed: int):
-    "Write `splits/<n>/` for every count not yet there (each folder appears atomically)."
+def split_dir_name(n: int, split_seed: int = 0) -> str:
+    "The folder of labelled count `n` drawn with `split_seed`: `<n>` (seed 0, the shipped draw) or `<n>-s<split_seed>`."
+    return str(n) if split_seed == 0 else f"{n}-s{split_seed}"
+
+def _write_splits(folder: Path, names: list[str], counts, seed: int, split_seed: int = 0):
+    "Write `splits/<n>/` (or `<n>-s<split_seed>/`) for every count not yet there (each folder appears atomically)."
     for n in counts:
-        dest = folder / "splits" / str(n)
+        dest = folder / "splits" / split_dir_name(n, split_seed)
         if dest.is_dir(): continue
         if not 0 < n <= len(names):
             raise DataError(f"embedded split {n} is out of range: the embedded training pool holds {len(names)} images")
-        tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{n}.tmp-"))
-        write_split(tmp, *_covering_split(folder, names, n, seed))
+        tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.tmp-"))
+        draw = seed if split_seed == 0 else seed + 1_000_003 * split_seed  # another labelled draw per split seed
+        write_split(tmp, *_covering_split(folder, names, n, draw))
         try: os.rename(tmp, dest)
         except OSError: shutil.rmtree(tmp, ignore_errors=True)  # another process wrote it first
 
@@ -151,6 +157,7 @@ def make_embedded(root=None, # parent folder of the dataset; None: `default_cach
                   size: int = 48, # images are size×size RGB
                   splits=(24, 48, 96), # labelled counts for which `splits/<n>/` is written
                   n_test: int = 0, # held-out test images (`splits/test.txt`): scans no train/val image uses; 0: none
+                  split_seeds=(0,), # labelled draws written for every count in `splits` (0: `splits/<n>/`)
                  ) -> Path: # the dataset folder, `root/embedded-v5-s{seed}-n{n_train}-{n_val}-{size}`
     "Build (once) and return the embedded digits-on-photographs dataset, 11 classes, in PASCAL VOC layout."
     from sklearn.datasets import load_digits
@@ -190,7 +197,7 @@ def make_embedded(root=None, # parent folder of the dataset; None: `default_cach
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-    _write_splits(final, train_names, splits, seed)
+    for k in split_seeds: _write_splits(final, train_names, splits, seed, k)
     if n_test: _build_test(final, seed, n_train, n_val, size, n_test)
     return final
 
@@ -263,21 +270,30 @@ def _read_list(path: Path) -> list[str]:
 def split_lists(dataset: str, # 'embedded', 'pascal' or 'cityscapes'
                 root, # dataset folder (used for 'embedded' only)
                 n_labelled: int, # labelled count of the split
-               ) -> tuple[list[str], list[str], list[str]]: # (labelled, unlabelled, val) names
-    "Sample names of the labelled, unlabelled and validation sets of a split."
+                split_seed: int = 0, # embedded: which seeded draw of that count (`split_dir_name`)
+                eval_split: str = "val", # embedded: 'val', or 'test' (the held-out test split, for final tables)
+               ) -> tuple[list[str], list[str], list[str]]: # (labelled, unlabelled, val or test) names
+    "Sample names of the labelled, unlabelled and evaluation sets of a split."
     dataset_info(dataset)
     if dataset != "embedded":
+        if split_seed != 0: raise DataError(f"split_seed={split_seed} is out of range for {dataset}: its splits are the "
+                                            "shipped ones (allowed is 0)")
+        if eval_split != "val": raise DataError(f"eval_split={eval_split!r} is out of range for {dataset}: allowed is val")
         try: lab, unl = get_split(dataset, n_labelled)
         except ValueError as e: raise DataError(str(e)) from None
         return lab, unl, get_val(dataset)
     sd = Path(root) / "splits"
     if not sd.is_dir(): raise DataError(f"embedded dataset folder {root} has no splits/ folder")
-    d = sd / str(n_labelled)
+    d = sd / split_dir_name(n_labelled, split_seed)
     if not (d / "labeled.txt").is_file():
         have = sorted(int(p.name) for p in sd.iterdir() if p.name.isdigit() and (p / "labeled.txt").is_file())
-        raise DataError(f"unknown split {n_labelled!r} for embedded dataset {root}: the labelled counts present are "
-                        f"{', '.join(map(str, have)) or 'none'}")
-    return _read_list(d / "labeled.txt"), _read_list(d / "unlabeled.txt"), _read_list(sd / "val.txt")
+        raise DataError(f"unknown split {n_labelled!r}" + (f" (split_seed {split_seed})" if split_seed else "") +
+                        f" for embedded dataset {root}: the labelled counts present are {', '.join(map(str, have)) or 'none'}")
+    if eval_split not in ("val", "test"): raise DataError(f"eval_split={eval_split!r} is out of range: allowed is val or test")
+    ev = sd / f"{eval_split}.txt"
+    if not ev.is_file(): raise DataError(f"embedded dataset folder {root} has no {eval_split} split (splits/{ev.name}): "
+                                         "build it with make_embedded(n_test=...)")
+    return _read_list(d / "labeled.txt"), _read_list(d / "unlabeled.txt"), _read_list(ev)
 
 # %% ../nbs/08_data.ipynb #b8335457
 def sample_paths(dataset: str, root, name: str) -> tuple[Path, Path]:

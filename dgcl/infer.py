@@ -21,7 +21,8 @@ from torch.utils.data import DataLoader
 
 from .data import (DataError, SegDataset, check_batchable, check_dataset, colorize, dataset_info, folder_dataset,
                        folder_lists, make_embedded, normalize, palette, read_image, split_lists)
-from .model import build_model, upsample
+from .model import InputRenorm, build_model, upsample
+from .weights import LOCAL_WEIGHTS
 from .splits import IMAGE_EXTS
 from .trainer import Config, Trainer, evaluate, resolve_precision, slide_logits
 
@@ -66,6 +67,8 @@ def load_run(checkpoint, # RUN/checkpoint.pt
     net = build_model(weights["classifier.weight"].shape[0], cfg.backbone, output_stride=cfg.output_stride,
                       dataset=cfg.dataset, pretrained=False, head_dim=cfg.head_dim, proj_dim=cfg.proj_dim,
                       multi_grid=bool(cfg.multi_grid))  # the run's dilations: same shapes, other outputs
+    if cfg.pretrained in LOCAL_WEIGHTS and hasattr(net, "renorm"):  # the input normalisation those weights expect
+        net.renorm = InputRenorm(LOCAL_WEIGHTS[cfg.pretrained]["mean"], LOCAL_WEIGHTS[cfg.pretrained]["std"])
     try: net.load_state_dict(weights)
     except RuntimeError as e:
         raise DataError(f"checkpoint {p} does not fit the network its config describes "

