@@ -17,9 +17,9 @@ from timm.models.resnet import Bottleneck, ResNet
 from torch import nn
 
 # %% auto #0
-__all__ = ['MULTI_GRID', 'BACKBONES', 'upsample', 'ConvBNReLU', 'ASPP', 'apply_multi_grid', 'u2pl_backbone', 'load_weights',
-           'load_u2pl_resnet', 'timm_backbone', 'ProjectionHead', 'DeepLabV3Plus', 'param_groups', 'is_vit',
-           'vit_layers', 'vit_backbone', 'to_stride4', 'FusionHead', 'ViTSeg', 'build_model', 'step_time']
+__all__ = ['MULTI_GRID', 'BACKBONES', 'upsample', 'ConvBNReLU', 'AtrousConv2d', 'ASPP', 'apply_multi_grid', 'u2pl_backbone',
+           'load_weights', 'load_u2pl_resnet', 'timm_backbone', 'ProjectionHead', 'DeepLabV3Plus', 'param_groups',
+           'is_vit', 'vit_layers', 'vit_backbone', 'to_stride4', 'FusionHead', 'ViTSeg', 'build_model', 'step_time']
 
 # %% ../nbs/09_model.ipynb #40ee1c02
 def upsample(x: torch.Tensor, # B,C,h,w logits or features
@@ -33,10 +33,36 @@ def upsample(x: torch.Tensor, # B,C,h,w logits or features
 
 class ConvBNReLU(nn.Sequential):
     "k×k convolution (no bias, 'same' padding for any dilation) → BatchNorm2d → ReLU."
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 1, dilation: int = 1):
-        super().__init__(nn.Conv2d(in_ch, out_ch, kernel_size, padding=dilation * (kernel_size // 2), dilation=dilation,
-                                   bias=False),
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 1, dilation: int = 1,
+                 conv: type = nn.Conv2d): # the convolution's class: `nn.Conv2d` or a subclass such as `AtrousConv2d`
+        super().__init__(conv(in_ch, out_ch, kernel_size, padding=dilation * (kernel_size // 2), dilation=dilation,
+                              bias=False),
                          nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True))
+
+# %% ../nbs/09_model.ipynb #cb9a79a2
+class AtrousConv2d(nn.Conv2d):
+    "A 3×3 'same' dilated `nn.Conv2d` that skips the kernel rows/columns which see only zero padding on the input's map."
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if (self.kernel_size != (3, 3) or self.stride != (1, 1) or self.padding != self.dilation
+                or self.padding_mode != "zeros"):
+            raise ValueError(f"AtrousConv2d is a 3×3, stride 1 conv with zero padding = dilation; got kernel_size="
+                             f"{self.kernel_size}, stride={self.stride}, padding={self.padding}, dilation={self.dilation}")
+
+    def centre_only(self, h: int, # height of the input map
+                    w: int, # width of the input map
+                   ) -> tuple[bool, bool]: # (outer rows unused, outer columns unused)
+        "Whether the kernel's outer rows (columns) miss an h×w map at every output: dilation ≥ that side."
+        return self.dilation[0] >= h, self.dilation[1] >= w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: B,in_ch,h,w → B,out_ch,h,w
+        rows, cols = self.centre_only(*x.shape[-2:])
+        if not (rows or cols): return super().forward(x)
+        centre, every = slice(1, 2), slice(0, 3)
+        w = self.weight[:, :, centre if rows else every, centre if cols else every]  # out,in,1|3,1|3: taps that see the map
+        pad = (0 if rows else self.padding[0], 0 if cols else self.padding[1])  # a kept side keeps 'same' padding
+        dil = (1 if rows else self.dilation[0], 1 if cols else self.dilation[1])  # a one-tap side needs no dilation
+        return F.conv2d(x, w, self.bias, 1, pad, dil, self.groups)
 
 # %% ../nbs/09_model.ipynb #56c30a59
 class ASPP(nn.Module):
@@ -44,7 +70,7 @@ class ASPP(nn.Module):
     def __init__(self, in_ch: int, out_ch: int = 256, dilations=(6, 12, 18), dropout: float = 0.1):
         super().__init__()
         self.convs = nn.ModuleList([ConvBNReLU(in_ch, out_ch, 1)] +
-                                   [ConvBNReLU(in_ch, out_ch, 3, dilation=d) for d in dilations])
+                                   [ConvBNReLU(in_ch, out_ch, 3, dilation=d, conv=AtrousConv2d) for d in dilations])
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), ConvBNReLU(in_ch, out_ch, 1))
         self.project = nn.Sequential(ConvBNReLU(out_ch * (len(dilations) + 2), out_ch, 1), nn.Dropout(dropout))
 
