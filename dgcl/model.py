@@ -5,9 +5,7 @@
 # %% ../nbs/09_model.ipynb #d4d770aa
 from __future__ import annotations
 
-import copy
 import os
-import time
 
 import timm
 import torch
@@ -17,9 +15,9 @@ from timm.models.resnet import Bottleneck, ResNet
 from torch import nn
 
 # %% auto #0
-__all__ = ['MULTI_GRID', 'BACKBONES', 'upsample', 'ConvBNReLU', 'AtrousConv2d', 'ASPP', 'apply_multi_grid', 'u2pl_backbone',
-           'load_weights', 'load_u2pl_resnet', 'timm_backbone', 'ProjectionHead', 'DeepLabV3Plus', 'param_groups',
-           'is_vit', 'vit_layers', 'vit_backbone', 'to_stride4', 'FusionHead', 'ViTSeg', 'build_model', 'step_time']
+__all__ = ['MULTI_GRID', 'BACKBONES', 'upsample', 'resize_labels', 'ConvBNReLU', 'AtrousConv2d', 'ASPP', 'apply_multi_grid',
+           'u2pl_backbone', 'load_weights', 'load_u2pl_resnet', 'timm_backbone', 'ProjectionHead', 'DeepLabV3Plus',
+           'param_groups', 'is_vit', 'vit_layers', 'vit_backbone', 'to_stride4', 'FusionHead', 'ViTSeg', 'build_model']
 
 # %% ../nbs/09_model.ipynb #40ee1c02
 def upsample(x: torch.Tensor, # B,C,h,w logits or features
@@ -30,6 +28,12 @@ def upsample(x: torch.Tensor, # B,C,h,w logits or features
     size = tuple(size)
     if tuple(x.shape[-2:]) == size: return x
     return F.interpolate(x, size=size, mode="bilinear", align_corners=align_corners)
+
+def resize_labels(labels: torch.Tensor, # B,H,W integer labels
+                  size, # target (h, w)
+                 ) -> torch.Tensor: # B,h,w long
+    "Nearest-neighbour resize of B,H,W labels (SPEC §3): the one label resize of the project."
+    return F.interpolate(labels[:, None].float(), size=tuple(size), mode="nearest")[:, 0].long()
 
 class ConvBNReLU(nn.Sequential):
     "k×k convolution (no bias, 'same' padding for any dilation) → BatchNorm2d → ReLU."
@@ -421,26 +425,3 @@ def build_model(n_classes: int, # number of classes
     if aux is None: aux = city
     return DeepLabV3Plus(n_classes, backbone, output_stride, tuple(dilations), head_dim, proj_dim,
                          pretrained=pretrained, aux=aux, multi_grid=multi_grid, **kwargs)
-
-# %% ../nbs/09_model.ipynb #aad08f8b
-def step_time(model: nn.Module, # student; a deep copy serves as teacher
-              batch: int = 16, # labelled + unlabelled images
-              size: int = 80, # square crop
-              reps: int = 3, # timed repetitions after one warm-up
-              teacher: bool = True, # include the teacher forward
-             ) -> float: # best seconds per step
-    "Best-of-`reps` wall time of one student forward+backward (+teacher forward, +SGD step) on `batch` random `size`² images."
-    tea = copy.deepcopy(model).requires_grad_(False) if teacher else None
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    x = torch.randn(batch, 3, size, size)
-    times = []
-    model.train()
-    for i in range(reps + 1):
-        t0 = time.perf_counter()
-        if tea is not None:
-            with torch.no_grad(): tea(x)
-        out = model(x)
-        (out["pred"].mean() + out["rep"].mean()).backward()
-        opt.step(); opt.zero_grad(set_to_none=True)
-        if i: times.append(time.perf_counter() - t0)
-    return min(times)  # the best is the least disturbed by other processes
