@@ -25,11 +25,11 @@ from .sampling import select_anchors
 
 # %% auto #0
 __all__ = ['PRESETS', 'STEP_KINDS', 'STEP_VARIANTS', 'FAST', 'TINY', 'SCALING_C', 'SCALING_N', 'Preset', 'make_labels',
-           'make_inputs', 'filled_bank', 'bank_bytes', 'project_step', 'ListBank', 'reference_density',
-           'reference_step', 'lower_bound_inputs', 'lower_bound_step', 'sim_effect', 'bf16_effect', 'bench',
-           'format_table', 'main', 'step_trainer', 'step_batch', 'run_train_step', 'loader_seconds', 'train_step_bench',
-           'format_step_table', 'scaling_preset', 'bank_bytes_for', 'scaling_inputs', 'scaling_bench',
-           'ade_like_frequencies', 'long_tail_start', 'format_scaling_table', 'scaling_plot']
+           'make_inputs', 'filled_bank', 'bank_bytes', 'project_step', 'lower_bound_inputs', 'lower_bound_step',
+           'sim_effect', 'bf16_effect', 'bench', 'format_table', 'main', 'step_trainer', 'step_batch', 'run_train_step',
+           'loader_seconds', 'train_step_bench', 'format_step_table', 'scaling_preset', 'bank_bytes_for',
+           'scaling_inputs', 'scaling_bench', 'ade_like_frequencies', 'long_tail_start', 'format_scaling_table',
+           'scaling_plot']
 
 # %% ../nbs/12_bench.ipynb #a7c8b775
 @dataclass(frozen=True)
@@ -131,90 +131,7 @@ def project_step(bank: MemoryBank, rep, fts, labels, p: Preset, generator: torch
     return None if loss is None else loss.detach()
 
 # %% ../nbs/12_bench.ipynb #f27dbe71
-class ListBank:
-    "Reference memory: per class, Python lists of tensors, newest first; concatenated when read, cut at `size`."
-    def __init__(self, n_classes: int, size: int, per_update: int, ks, dtype=torch.float32):
-        self.size, self.per_update, self.ks, self.dtype = size, per_update, tuple(ks), dtype
-        self.feats, self.reps, self.dens = ([[] for _ in range(n_classes)] for _ in range(3))
-
-    @classmethod
-    def from_store(cls, p: Preset, store, dtype=torch.float32):
-        "Filled with `store` as `size / per_update` pushes would have left it (oldest row first in `store`)."
-        rb = cls(p.n_classes, p.size, p.per_update, p.ks, dtype)
-        for c in range(p.n_classes):
-            for s in range(0, p.size, p.per_update):
-                rb.push(c, store[0][c, s:s + p.per_update], store[1][c, s:s + p.per_update], store[2][c, s:s + p.per_update])
-        return rb
-
-    def copy(self):
-        "Another bank with the same lists (the tensors are shared: they are never written in place)."
-        rb = ListBank(0, self.size, self.per_update, self.ks, self.dtype)
-        rb.feats, rb.reps, rb.dens = ([list(l) for l in x] for x in (self.feats, self.reps, self.dens))
-        return rb
-
-    def get(self, c: int):
-        "(feats, reps, densities) of class `c`, newest first."
-        if not self.feats[c]: return None
-        return torch.cat(self.feats[c]), torch.cat(self.reps[c]), torch.cat(self.dens[c])
-
-    def push(self, c: int, f, r, d):
-        self.feats[c].insert(0, f.to(self.dtype)); self.reps[c].insert(0, r.to(self.dtype)); self.dens[c].insert(0, d.float())
-        excess = sum(len(t) for t in self.feats[c]) - self.size
-        while excess > 0:  # drop the oldest rows: the start of the last chunk
-            n = len(self.feats[c][-1])
-            for l in (self.feats[c], self.reps[c], self.dens[c]):
-                if n <= excess: l.pop()
-                else: l[-1] = l[-1][excess:]
-            excess -= min(n, excess)
-
-    def contents(self, c: int):
-        "(feats, reps, densities) oldest first."
-        return tuple(torch.cat(l[::-1]) for l in (self.feats[c], self.reps[c], self.dens[c]))
-
-def reference_density(q: torch.Tensor, bank: torch.Tensor, ks) -> torch.Tensor:
-    "Eq. 7–8 the plain way: the whole similarity matrix, one top-k per scale."
-    if len(bank) == 0: return torch.zeros(len(q), device=q.device)
-    sims = F.normalize(q.float(), dim=1) @ F.normalize(bank.float(), dim=1).T
-    return sum(sims.topk(min(k, len(bank)), dim=1).values.mean(1) for k in ks) / len(ks)
-
-def reference_step(rb: ListBank, rep, fts, labels, p: Preset, rs: np.random.RandomState, ignore_index: int = 255):
-    "One DGCL step written straightforwardly (see above). Returns the loss."
-    B, P, H, W = rep.shape
-    R = rep.permute(0, 2, 3, 1).reshape(-1, P)  # every pixel's rep, with the gradient
-    Fm = fts.detach().permute(0, 2, 3, 1).reshape(-1, fts.shape[1])
-    y = labels.reshape(-1).cpu().numpy()
-    classes = [int(c) for c in np.unique(y) if c != ignore_index]
-    losses = []
-    for c in classes:
-        if c in p.skip_classes: continue
-        pix = np.nonzero(y == c)[0]
-        if len(pix) > p.max_pixels: pix = np.sort(rs.choice(pix, p.max_pixels, replace=False))
-        pix = torch.from_numpy(pix).to(rep.device)
-        bf, br, bd = rb.get(c)
-        d = reference_density(Fm[pix], bf, p.ks)
-        anchors = pix[d.argsort()[:p.n_anchors]]
-        keys = torch.cat([R.detach()[pix[d.argsort(descending=True)[:p.n_pos]]],
-                          br[bd.argsort(descending=True)[:p.n_pos]].float()])
-        proto = F.normalize(keys.mean(0), dim=0)
-        other = np.nonzero((y != c) & (y != ignore_index))[0]
-        if len(other) > p.n_neg: other = rs.choice(other, p.n_neg, replace=False)
-        negs = F.normalize(R.detach()[torch.from_numpy(other).to(rep.device)], dim=1)
-        a = F.normalize(R[anchors], dim=1)
-        pos = a @ proto / p.tau
-        neg = a @ negs.T / p.tau
-        losses.append((torch.logsumexp(torch.cat([pos[:, None], neg], 1), 1) - pos).mean())  # Eq. 13
-    loss = torch.stack(losses).mean() if losses else None
-    if loss is not None: loss.backward()
-    with torch.no_grad():  # memory update, density measured again
-        for c in classes:
-            pix = np.nonzero(y == c)[0]
-            if len(pix) > p.per_update: pix = np.sort(rs.choice(pix, p.per_update, replace=False))
-            pix = torch.from_numpy(pix).to(rep.device)
-            got = rb.get(c)
-            old = got[0] if got is not None else Fm[:0]
-            d = reference_density(Fm[pix], old, p.ks) if len(old) > p.per_update else torch.zeros(len(pix), device=rep.device)
-            rb.push(c, Fm[pix], R.detach()[pix], d)
-    return None if loss is None else loss.detach()
+from .reference import ListBank, reference_density, reference_step
 
 # %% ../nbs/12_bench.ipynb #0ca78d82
 def lower_bound_inputs(p: Preset, fts, labels, store, ignore_index: int = 255):

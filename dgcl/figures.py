@@ -71,6 +71,7 @@ def density_figure(trainer, out=None, n_classes_shown: int = 3, max_points: int 
     "PCA of in-batch features of a few classes coloured by density, with anchors and positive keys marked."
     from dgcl.density import knn_density
     from dgcl.memory import _gather_pixels
+    from dgcl.model import resize_labels
     from dgcl.sampling import class_pixels, select_anchors
     plt = _plt()
     cfg, bank = trainer.cfg, trainer.bank
@@ -79,7 +80,7 @@ def density_figure(trainer, out=None, n_classes_shown: int = 3, max_points: int 
     fts, ys = [], []
     for b, (x, y) in zip(range(n_batches), lab_dl):  # a few labelled batches: enough pixels per class to see a cloud
         f = trainer.student(x.to(trainer.device))["fts"].float()
-        fts.append(f); ys.append(F.interpolate(y[:, None].float(), f.shape[-2:], mode="nearest")[:, 0].long())
+        fts.append(f); ys.append(resize_labels(y, f.shape[-2:]))
     fts, y = torch.cat(fts), torch.cat(ys).to(trainer.device)
     px = class_pixels(y, trainer.n_classes, trainer.ignore, trainer.skip_classes, max_points,
                       torch.Generator(device=trainer.device).manual_seed(0))

@@ -13,7 +13,7 @@ from .density import knn_density
 from .sampling import group_pixels
 
 # %% auto #0
-__all__ = ['MemoryBank']
+__all__ = ['world_size', 'MemoryBank']
 
 # %% ../nbs/04_memory.ipynb #3c730bdb
 def _gather_pixels(x: torch.Tensor, # B,C,H,W
@@ -23,12 +23,13 @@ def _gather_pixels(x: torch.Tensor, # B,C,H,W
     B, C, H, W = x.shape
     return x.reshape(B, C, H * W)[idx // (H * W), :, idx % (H * W)]
 
-def _world() -> int:
+def world_size() -> int:
+    "Processes in the default process group; 1 when torch.distributed is not initialised (the one probe of the project)."
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 def _all_gather_cat(x: torch.Tensor) -> torch.Tensor:
     "Concatenate `x` from every rank along dim 0 (same shape on every rank)."
-    parts = [torch.empty_like(x) for _ in range(_world())]
+    parts = [torch.empty_like(x) for _ in range(world_size())]
     dist.all_gather(parts, x.contiguous())
     return torch.cat(parts)
 
@@ -109,7 +110,7 @@ class MemoryBank(nn.Module):
         if fts.shape[-2:] != labels.shape[-2:] or rep.shape[-2:] != labels.shape[-2:]:
             raise ValueError(f"fts {tuple(fts.shape)}, rep {tuple(rep.shape)} and labels {tuple(labels.shape)} "
                              "must share B,H,W")
-        if _world() > 1:  # every rank absorbs the whole global batch, identically
+        if world_size() > 1:  # every rank absorbs the whole global batch, identically
             fts, rep, labels, cache = _all_gather_cat(fts), _all_gather_cat(rep), _all_gather_cat(labels), None
         counts, starts, order = group_pixels(labels, self.n_classes, ignore_index)  # pixels grouped by class
         for c, (n, s) in enumerate(zip(counts, starts)):

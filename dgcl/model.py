@@ -5,9 +5,7 @@
 # %% ../nbs/09_model.ipynb #d4d770aa
 from __future__ import annotations
 
-import copy
 import os
-import time
 
 import timm
 import torch
@@ -19,9 +17,10 @@ from torch import nn
 from .weights import IMAGENET_MEAN, IMAGENET_STD, LOCAL_WEIGHTS, local_weights
 
 # %% auto #0
-__all__ = ['MULTI_GRID', 'BACKBONES', 'upsample', 'ConvBNReLU', 'ASPP', 'apply_multi_grid', 'u2pl_backbone', 'load_weights',
-           'load_u2pl_resnet', 'timm_backbone', 'ProjectionHead', 'InputRenorm', 'DeepLabV3Plus', 'param_groups',
-           'is_vit', 'vit_layers', 'vit_backbone', 'to_stride4', 'FusionHead', 'ViTSeg', 'build_model', 'step_time']
+__all__ = ['MULTI_GRID', 'BACKBONES', 'upsample', 'resize_labels', 'ConvBNReLU', 'AtrousConv2d', 'ASPP', 'apply_multi_grid',
+           'u2pl_backbone', 'load_weights', 'load_u2pl_resnet', 'timm_backbone', 'ProjectionHead', 'InputRenorm',
+           'DeepLabV3Plus', 'param_groups', 'is_vit', 'vit_layers', 'vit_backbone', 'to_stride4', 'FusionHead',
+           'ViTSeg', 'build_model']
 
 # %% ../nbs/09_model.ipynb #40ee1c02
 def upsample(x: torch.Tensor, # B,C,h,w logits or features
@@ -33,12 +32,44 @@ def upsample(x: torch.Tensor, # B,C,h,w logits or features
     if tuple(x.shape[-2:]) == size: return x
     return F.interpolate(x, size=size, mode="bilinear", align_corners=align_corners)
 
+def resize_labels(labels: torch.Tensor, # B,H,W integer labels
+                  size, # target (h, w)
+                 ) -> torch.Tensor: # B,h,w long
+    "Nearest-neighbour resize of B,H,W labels (SPEC §3): the one label resize of the project."
+    return F.interpolate(labels[:, None].float(), size=tuple(size), mode="nearest")[:, 0].long()
+
 class ConvBNReLU(nn.Sequential):
     "k×k convolution (no bias, 'same' padding for any dilation) → BatchNorm2d → ReLU."
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 1, dilation: int = 1):
-        super().__init__(nn.Conv2d(in_ch, out_ch, kernel_size, padding=dilation * (kernel_size // 2), dilation=dilation,
-                                   bias=False),
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 1, dilation: int = 1,
+                 conv: type = nn.Conv2d): # the convolution's class: `nn.Conv2d` or a subclass such as `AtrousConv2d`
+        super().__init__(conv(in_ch, out_ch, kernel_size, padding=dilation * (kernel_size // 2), dilation=dilation,
+                              bias=False),
                          nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True))
+
+# %% ../nbs/09_model.ipynb #cb9a79a2
+class AtrousConv2d(nn.Conv2d):
+    "A 3×3 'same' dilated `nn.Conv2d` that skips the kernel rows/columns which see only zero padding on the input's map."
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if (self.kernel_size != (3, 3) or self.stride != (1, 1) or self.padding != self.dilation
+                or self.padding_mode != "zeros"):
+            raise ValueError(f"AtrousConv2d is a 3×3, stride 1 conv with zero padding = dilation; got kernel_size="
+                             f"{self.kernel_size}, stride={self.stride}, padding={self.padding}, dilation={self.dilation}")
+
+    def centre_only(self, h: int, # height of the input map
+                    w: int, # width of the input map
+                   ) -> tuple[bool, bool]: # (outer rows unused, outer columns unused)
+        "Whether the kernel's outer rows (columns) miss an h×w map at every output: dilation ≥ that side."
+        return self.dilation[0] >= h, self.dilation[1] >= w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: B,in_ch,h,w → B,out_ch,h,w
+        rows, cols = self.centre_only(*x.shape[-2:])
+        if not (rows or cols): return super().forward(x)
+        centre, every = slice(1, 2), slice(0, 3)
+        w = self.weight[:, :, centre if rows else every, centre if cols else every]  # out,in,1|3,1|3: taps that see the map
+        pad = (0 if rows else self.padding[0], 0 if cols else self.padding[1])  # a kept side keeps 'same' padding
+        dil = (1 if rows else self.dilation[0], 1 if cols else self.dilation[1])  # a one-tap side needs no dilation
+        return F.conv2d(x, w, self.bias, 1, pad, dil, self.groups)
 
 # %% ../nbs/09_model.ipynb #56c30a59
 class ASPP(nn.Module):
@@ -46,7 +77,7 @@ class ASPP(nn.Module):
     def __init__(self, in_ch: int, out_ch: int = 256, dilations=(6, 12, 18), dropout: float = 0.1):
         super().__init__()
         self.convs = nn.ModuleList([ConvBNReLU(in_ch, out_ch, 1)] +
-                                   [ConvBNReLU(in_ch, out_ch, 3, dilation=d) for d in dilations])
+                                   [ConvBNReLU(in_ch, out_ch, 3, dilation=d, conv=AtrousConv2d) for d in dilations])
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), ConvBNReLU(in_ch, out_ch, 1))
         self.project = nn.Sequential(ConvBNReLU(out_ch * (len(dilations) + 2), out_ch, 1), nn.Dropout(dropout))
 
@@ -420,26 +451,3 @@ def build_model(n_classes: int, # number of classes
     if aux is None: aux = city
     return DeepLabV3Plus(n_classes, backbone, output_stride, tuple(dilations), head_dim, proj_dim,
                          pretrained=pretrained, aux=aux, multi_grid=multi_grid, **kwargs)
-
-# %% ../nbs/09_model.ipynb #aad08f8b
-def step_time(model: nn.Module, # student; a deep copy serves as teacher
-              batch: int = 16, # labelled + unlabelled images
-              size: int = 80, # square crop
-              reps: int = 3, # timed repetitions after one warm-up
-              teacher: bool = True, # include the teacher forward
-             ) -> float: # best seconds per step
-    "Best-of-`reps` wall time of one student forward+backward (+teacher forward, +SGD step) on `batch` random `size`² images."
-    tea = copy.deepcopy(model).requires_grad_(False) if teacher else None
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    x = torch.randn(batch, 3, size, size)
-    times = []
-    model.train()
-    for i in range(reps + 1):
-        t0 = time.perf_counter()
-        if tea is not None:
-            with torch.no_grad(): tea(x)
-        out = model(x)
-        (out["pred"].mean() + out["rep"].mean()).backward()
-        opt.step(); opt.zero_grad(set_to_none=True)
-        if i: times.append(time.perf_counter() - t0)
-    return min(times)  # the best is the least disturbed by other processes

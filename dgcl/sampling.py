@@ -10,7 +10,7 @@ import itertools
 import torch
 
 # %% auto #0
-__all__ = ['ANCHOR_SELECT', 'group_pixels', 'class_pixels', 'select_anchors', 'prototype', 'negative_pixels', 'class_negatives']
+__all__ = ['ANCHOR_SELECT', 'group_pixels', 'class_pixels', 'select_anchors', 'prototype', 'class_negatives']
 
 # %% ../nbs/05_sampling.ipynb #273978a1
 def group_pixels(labels: torch.Tensor, # any shape, integer labels
@@ -79,19 +79,6 @@ def prototype(batch_reps: torch.Tensor, # n,P reps of the class's batch pixels
     keys = torch.cat([batch_reps[top_b].detach().float(), bank_reps[top_m].detach().float()])
     if keys.shape[0] == 0: raise ValueError("a prototype needs at least one key: the class has no pixel and no bank entry")
     return keys.mean(0)
-
-# %% ../nbs/05_sampling.ipynb #579291cb
-def negative_pixels(labels: torch.Tensor, # B,H,W labels
-                    c: int, # the anchor class
-                    n_neg: int, # how many negatives
-                    u: torch.Tensor, # B*H*W uniform numbers for this step (`torch.rand`)
-                    ignore_index: int = 255,
-                   ) -> torch.Tensor: # flat pixel indices of ≤ n_neg pixels of other classes
-    "Uniformly random pixels of classes other than `c` (ignored pixels excluded), at most `n_neg`."
-    y = labels.reshape(-1)
-    other = (y != c) & (y != ignore_index)
-    n = min(n_neg, int(other.sum()))
-    return u.masked_fill(~other, 2.0).topk(n, largest=False).indices
 
 # %% ../nbs/05_sampling.ipynb #981ec261
 def class_negatives(labels: torch.Tensor, # B,H,W labels

@@ -13,7 +13,7 @@ from .data import DataError
 from .trainer import Config, Interrupted, Trainer
 
 # %% auto #0
-__all__ = ['build_parser', 'parse_config', 'main']
+__all__ = ['build_parser', 'parse_config', 'notebook_config', 'main']
 
 # %% ../nbs/11_train.ipynb #e117ae90
 def _kind(annotation: str):
@@ -42,6 +42,32 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_config(argv=None) -> Config:
     "The `Config` given by command-line arguments `argv`."
     return Config(**vars(build_parser().parse_args(argv)))
+
+# %% ../nbs/11_train.ipynb #707c6c55
+def notebook_config(params: dict, # name -> value: the parameters cell, what papermill injected, and `overrides`
+                   ) -> Config:
+    "The `Config` of nbs/train.ipynb: its parameters by name, every other field through `overrides` (a mapping or YAML text)."
+    import difflib
+    fields = [f.name for f in dataclasses.fields(Config)]
+    def unknown(where: str, name: str) -> ValueError:
+        near = difflib.get_close_matches(name, fields, n=1)
+        return ValueError(f"{where}{name!r} is not a field of dgcl.trainer.Config" + (f" (did you mean {near[0]!r}?)" if near else ""))
+    params = dict(params)
+    over = params.pop("overrides", None) or {}
+    if isinstance(over, str):
+        import yaml  # papermill's own dependency
+        text, over = over, yaml.safe_load(over) or {}
+        if not isinstance(over, dict):
+            raise ValueError(f"overrides={text!r} is not a mapping: write it as '{{crop: 48, memory_size: 30}}'")
+    if not isinstance(over, dict):
+        raise ValueError(f"overrides={over!r} is not a mapping: write it as {{'crop': 48, 'memory_size': 30}}")
+    for name in params:
+        if name not in fields: raise unknown("parameter ", name)
+    for name in over:
+        if name not in fields: raise unknown("overrides: ", str(name))
+        if name in params: raise ValueError(f"overrides: {name!r} is a parameter of the notebook too: give it once, "
+                                            f"as -p {name} VALUE")
+    return Config(**params, **over)
 
 # %% ../nbs/11_train.ipynb #8ad52d33
 def main(argv=None) -> int:

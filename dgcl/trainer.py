@@ -29,8 +29,8 @@ from .weights import LOCAL_WEIGHTS
 from .data import IGNORE_INDEX, check_batchable, folder_dataset, folder_lists, resolve_skip, write_folder_lists
 from .entropy import alpha_t, beta_t, drop_uncertain, pixel_entropy, progress
 from .loss import dgcl_loss
-from .memory import MemoryBank
-from .model import build_model, param_groups, upsample
+from .memory import MemoryBank, world_size
+from .model import build_model, param_groups, resize_labels as _nearest, upsample
 from .sampling import ANCHOR_SELECT
 
 # %% auto #0
@@ -365,7 +365,7 @@ def evaluate(model, loader, n_classes: int, device, crop: int | None = None, amp
 
 # %% ../nbs/07_trainer.ipynb #af4cb3c3
 def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    return world_size() > 1
 
 # %% ../nbs/07_trainer.ipynb #9e5e40bf
 class StreamSampler(Sampler):
@@ -688,10 +688,6 @@ def optimise(self: Trainer, loss: torch.Tensor):
 def _broadcast_buffers(model: torch.nn.Module):
     "Rank 0's buffers (BatchNorm statistics) on every rank, so that replicas stay identical."
     for b in model.buffers(): dist.broadcast(b, 0)
-
-def _nearest(labels: torch.Tensor, size) -> torch.Tensor:
-    "B,H,W labels resized to `size` with nearest neighbour (SPEC §3)."
-    return F.interpolate(labels[:, None].float(), size=tuple(size), mode="nearest")[:, 0].long()
 
 # %% ../nbs/07_trainer.ipynb #58c1c859
 @patch
