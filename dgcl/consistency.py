@@ -202,7 +202,7 @@ def consistency_terms(self: Trainer, x_l, y_l, x_u, ign_u, g) -> tuple:
     up = lambda rows: self.up(out["pred"][rows].float(), (H, W))
     L = unimatch_loss(sup, up(slice(B, 2 * B)), up(slice(2 * B, 3 * B)), up(slice(4 * B, 5 * B)), weak, ign_u, m1, m2,
                       cfg.conf_thresh, (cfg.weight_s1, cfg.weight_s2, cfg.weight_fp), self.ignore)
-    self.consistency_stats = {k: L[k].detach() for k in ("s1", "s2", "fp")}
+    self.consistency_stats = {k: L[k].detach() for k in ("s1", "s2", "fp")}  # the last step's terms, for inspection
     terms, feats, cache, ran = {"sup": sup, "unsup": L["unsup"]}, None, None, False  # train_step: (sup + unsup) / 2
     if cfg.method == "unimatch_dgcl":
         size, yc = out["fts"].shape[-2:], self.weak_contra_labels(small, weak, ign_u)  # the weak view's labels
