@@ -54,8 +54,8 @@ def test_interrupt_and_resume(setup, sig):
     assert resumed["contra_steps"] > 0 and resumed["contra_steps"] == reference["contra_steps"]
 
 
-CONSISTENCY = {"unimatch": ["--method", "unimatch"],
-               "unimatch_dgcl_strong": ["--method", "unimatch_dgcl", "--contra_on", "strong"]}
+CONSISTENCY = {"unimatch": ["--method", "unimatch", "--conf_thresh", "0"],  # 0: L_u on every pixel of a tiny run
+               "unimatch_dgcl_strong": ["--method", "unimatch_dgcl", "--contra_on", "strong", "--conf_thresh", "0"]}
 
 
 @pytest.mark.parametrize("name", list(CONSISTENCY))
@@ -80,4 +80,4 @@ def test_consistency_resume(setup, name):
     assert resumed["method"] == reference["method"] == CONSISTENCY[name][1]
     if "dgcl" in name: assert resumed["contra_steps"] > 0 and resumed["contra_steps"] == reference["contra_steps"]
     rows = lambda d: [r.split(",")[:6] for r in (d / "log.csv").read_text().splitlines()]
-    assert rows(run_dir) == rows(ref)  # every step's losses, L_u (the unsup column) included
+    assert rows(run_dir) == rows(ref) and all(float(r[4]) > 0 for r in rows(ref)[6:])  # every step, L_u included
