@@ -189,10 +189,11 @@ def consistency_terms(self: Trainer, x_l, y_l, x_u, ign_u, g) -> tuple:
     "A semi-supervised step of `unimatch` / `unimatch_dgcl` (SPEC §11): `(out, terms, feats, cache, ran)` for `train_step`."
     cfg, B, (H, W) = self.cfg, x_l.shape[0], x_u.shape[-2:]
     s1, s2, m1, m2 = self.strong_views(x_u, g)
-    with self.autocast():  # one student call: rows [x_l | s1 | s2 | x_u | x_u with perturbed features]
-        out = self.net(torch.cat([x_l, s1, s2, x_u]), split=B if cfg.split_bn else 0, fp=B, fp_p=cfg.fp_dropout)
-        sup = self.sup_loss({k: v[:B] for k, v in out.items()}, y_l)
-    small = out["pred"][3 * B:4 * B].detach().float()  # B,C,h,w: the student's weak prediction (UniMatch v1)
+    S1, S2, L, U, FP = (slice(i * B, (i + 1) * B) for i in range(5))  # the blocks of rows of the student's output
+    with self.autocast():  # one call on [s1 | s2 | x_l | x_u], fp stream of x_u; split_bn: [s1, s2] and [x_l, x_u]
+        out = self.net(torch.cat([s1, s2, x_l, x_u]), split=2 * B if cfg.split_bn else 0, fp=B, fp_p=cfg.fp_dropout)
+        sup = self.sup_loss({k: v[L] for k, v in out.items()}, y_l)
+    small = out["pred"][U].detach().float()  # B,C,h,w: the student's weak prediction (UniMatch v1)
     if cfg.weak_from == "teacher" or not cfg.ema_buffers:  # the teacher's own forward (its BN statistics, official)
         with torch.no_grad(), self.autocast():
             self.teacher.train()
@@ -200,17 +201,17 @@ def consistency_terms(self: Trainer, x_l, y_l, x_u, ign_u, g) -> tuple:
         if cfg.weak_from == "teacher": small = t_small
     weak = self.up(small, (H, W))  # B,C,H,W in float32
     up = lambda rows: self.up(out["pred"][rows].float(), (H, W))
-    L = unimatch_loss(sup, up(slice(B, 2 * B)), up(slice(2 * B, 3 * B)), up(slice(4 * B, 5 * B)), weak, ign_u, m1, m2,
-                      cfg.conf_thresh, (cfg.weight_s1, cfg.weight_s2, cfg.weight_fp), self.ignore)
-    self.consistency_stats = {k: L[k].detach() for k in ("s1", "s2", "fp")}  # the last step's terms, for inspection
-    terms, feats, cache, ran = {"sup": sup, "unsup": L["unsup"]}, None, None, False  # train_step: (sup + unsup) / 2
+    lo = unimatch_loss(sup, up(S1), up(S2), up(FP), weak, ign_u, m1, m2, cfg.conf_thresh,
+                       (cfg.weight_s1, cfg.weight_s2, cfg.weight_fp), self.ignore)
+    self.consistency_stats = {k: lo[k].detach() for k in ("s1", "s2", "fp")}  # the last step's terms, for inspection
+    terms, feats, cache, ran = {"sup": sup, "unsup": lo["unsup"]}, None, None, False  # train_step: (sup + unsup) / 2
     if cfg.method == "unimatch_dgcl":
         size, yc = out["fts"].shape[-2:], self.weak_contra_labels(small, weak, ign_u)  # the weak view's labels
         if cfg.contra_on == "weak":  # labelled + weak rows
-            fts, rep = (torch.cat([out[k][:B], out[k][3 * B:4 * B]]) for k in ("fts", "rep"))
+            fts, rep = out["fts"][2 * B:4 * B], out["rep"][2 * B:4 * B]
             labels = self.contra_labels(y_l, yc, size)
         else:  # labelled + both strong rows, the weak view's labels mixed as the images were
-            fts, rep = out["fts"][:3 * B], out["rep"][:3 * B]
+            fts, rep = (torch.cat([out[k][L], out[k][:2 * B]]) for k in ("fts", "rep"))
             labels = self.contra_labels(y_l, torch.cat([cutmix(yc, m1)[0], cutmix(yc, m2)[0]]), size)
         feats, lc = (fts, rep, labels), None
         ready = contra_ready(self.bank, cfg.contra_start)  # None: the term waits for a full bank
