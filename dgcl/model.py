@@ -279,22 +279,30 @@ class DeepLabV3Plus(nn.Module):
 
     def forward(self, x: torch.Tensor, # B,3,H,W
                 split: int = 0, # 0 < split < B: images [:split] and [split:] pass as two batches (own BN statistics)
-               ) -> dict[str, torch.Tensor]:
+                fp: int = 0, # >0: the last `fp` images also pass channel-dropped encoder features (appended rows)
+                fp_p: float = 0.5, # channel dropout probability of that feature-perturbation stream
+               ) -> dict[str, torch.Tensor]: # B (+ fp) rows each
+        n = x.shape[0] - split if 0 < split < x.shape[0] else x.shape[0]
+        if not 0 <= fp <= n: raise ValueError(f"fp={fp!r} is out of range: allowed is 0..{n} (the images of the last batch)")
         if 0 < split < x.shape[0]:  # one call, so that DDP sees one forward
-            a, b = self._forward(x[:split]), self._forward(x[split:])
+            a, b = self._forward(x[:split]), self._forward(x[split:], fp, fp_p) if fp else self._forward(x[split:])
             return {k: torch.cat([a[k], b[k]]) for k in a}
-        return self._forward(x)
+        return self._forward(x, fp, fp_p) if fp else self._forward(x)
 
-    def _forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # x: B,3,H,W
+    def _forward(self, x: torch.Tensor, fp: int = 0, fp_p: float = 0.5) -> dict[str, torch.Tensor]:  # x: B,3,H,W
         feats = self.backbone(self.renorm(x))
         low, third, last = _pick(feats)  # B,c_low,H/4,W/4 | B,c_third,H/os,W/os | B,c_last,H/os,W/os
+        if fp:  # feature perturbation (SPEC §11): the last fp images' low-level and last-stage features, channel-dropped
+            low, last = (torch.cat([f, F.dropout2d(f[-fp:], fp_p, training=True)]) for f in (low, last))  # B+fp rows
         low = self.low_proj(low)  # B,low_dim,H/4,W/4
         high = upsample(self.aspp(last), low.shape[-2:])  # B,D,H/4,W/4
         fts = self.fuse(torch.cat([high, low], 1))  # B,D,H/4,W/4
         out = {"pred": self.classifier(fts),  # B,C,H/4,W/4
                "fts": fts,  # B,D,H/4,W/4
                "rep": self.proj(fts)}  # B,P,H/4,W/4
-        if self.aux is not None: out["aux"] = self.aux(third)  # B,C,H/os,W/os
+        if self.aux is not None:
+            aux = self.aux(third)  # B,C,H/os,W/os; the third stage is not perturbed: the fp rows repeat the clean ones
+            out["aux"] = torch.cat([aux, aux[-fp:]]) if fp else aux
         return out
 
 # %% ../nbs/09_model.ipynb #876c57c6
@@ -411,12 +419,14 @@ class ViTSeg(nn.Module):
 
     forward = DeepLabV3Plus.forward  # `split`: two batches, each with its own BatchNorm statistics, in one call
 
-    def _forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # x: B,3,H,W
+    def _forward(self, x: torch.Tensor, fp: int = 0, fp_p: float = 0.5) -> dict[str, torch.Tensor]:  # x: B,3,H,W
         (H, W), (ph, pw) = x.shape[-2:], self.patch
         x = F.pad(x, (0, -W % pw, 0, -H % ph))  # B,3,Hp,Wp: zeros on the right and bottom to multiples of the patch
         Hp, Wp = x.shape[-2:]
         maps = self.backbone.forward_intermediates(x, indices=list(self.layers), norm=True,
                                                    intermediates_only=True)  # 4 × B,E,Hp/ph,Wp/pw
+        if fp:  # feature perturbation (SPEC §11): the last fp images' four token maps, channel-dropped, appended
+            maps = [torch.cat([m, F.dropout2d(m[-fp:], fp_p, training=True)]) for m in maps]  # 4 × B+fp,E,h,w
         grid, keep = (-(-Hp // 4), -(-Wp // 4)), (-(-H // 4), -(-W // 4))  # stride-4 cells of the padded / real image
         fts = self.out(to_stride4(self.head(maps), (ph / 4, pw / 4), grid))  # B,D,⌈Hp/4⌉,⌈Wp/4⌉
         out = {"pred": self.classifier(fts)[..., :keep[0], :keep[1]],  # B,C,⌈H/4⌉,⌈W/4⌉

@@ -34,13 +34,16 @@ from .model import build_model, param_groups, resize_labels as _nearest, upsampl
 from .sampling import ANCHOR_SELECT
 
 # %% auto #0
-__all__ = ['METHODS', 'DATASETS', 'OPTIMIZERS', 'EMBEDDED_TEST', 'RECIPES', 'PROCEDURES', 'RECIPE_DEFAULTS', 'PRECISIONS',
-           'Config', 'ema_update', 'copy_params', 'ema_decay_at', 'poly_lr', 'make_optimizer', 'ohem_ce', 'confusion',
-           'iou_from_confusion', 'centre_crop', 'slide_logits', 'evaluate', 'StreamSampler', 'Keyed', 'Interrupted',
-           'Trainer', 'native_precision', 'resolve_precision', 'contra_ready', 'paper_protocol']
+__all__ = ['METHODS', 'CONSISTENCY', 'CONTRASTIVE', 'DATASETS', 'OPTIMIZERS', 'EMBEDDED_TEST', 'RECIPES', 'PROCEDURES',
+           'RECIPE_DEFAULTS', 'UNIMATCH', 'CONSISTENCY_FIELDS', 'PRECISIONS', 'Config', 'ema_update', 'copy_params',
+           'ema_decay_at', 'poly_lr', 'make_optimizer', 'ohem_ce', 'confusion', 'iou_from_confusion', 'centre_crop',
+           'slide_logits', 'evaluate', 'StreamSampler', 'Keyed', 'Interrupted', 'Trainer', 'native_precision',
+           'resolve_precision', 'contra_ready', 'paper_protocol']
 
 # %% ../nbs/07_trainer.ipynb #26863268
-METHODS = ("supervised", "selftrain", "dgcl")
+METHODS = ("supervised", "selftrain", "dgcl", "unimatch", "unimatch_dgcl")
+CONSISTENCY = ("unimatch", "unimatch_dgcl")  # weak-to-strong consistency (SPEC §11): nbs/17_consistency.ipynb
+CONTRASTIVE = ("dgcl", "unimatch_dgcl")  # methods with the memory bank and L_contra
 DATASETS = ("embedded", "pascal", "cityscapes", "folder")
 OPTIMIZERS = ("sgd", "adamw")
 EMBEDDED_TEST = 1000  # held-out test images of the embedded dataset (built when a run asks for eval_split='test')
@@ -83,6 +86,13 @@ PROCEDURES = {  # how the authors' released code trains (SPEC §12) and what the
 }
 RECIPE_DEFAULTS = dict(amp="none", channels_last=False, fused_optimizer=False, pretrained="", weight_decay=1e-4,
                        ema_decay=0.999)  # float32, the per-tensor optimiser
+UNIMATCH = {  # the consistency methods' values that belong to a dataset: UniMatch's published threshold (SPEC §11)
+    "pascal": dict(conf_thresh=0.95), "cityscapes": dict(conf_thresh=0.0),
+    "embedded": dict(conf_thresh=0.95), "folder": dict(conf_thresh=0.95),  # UniMatch: 0.95 everywhere but Cityscapes
+}
+CONSISTENCY_FIELDS = ("conf_thresh", "weak_from", "jitter_p", "jitter_bcs", "jitter_hue", "gray_p", "blur_p",
+                      "blur_sigma_min", "blur_sigma_max", "strong_box_min", "strong_box_max", "strong_box_ratio",
+                      "fp_dropout", "weight_s1", "weight_s2", "weight_fp", "contra_on")  # newer than some checkpoints
 PRECISIONS = ("none", "bf16", "fp16")
 
 @dataclass
@@ -91,7 +101,7 @@ class Config:
     dataset: str = "embedded"  # 'embedded' | 'pascal' | 'cityscapes'
     data_root: str = ""  # dataset folder; '' builds/uses the embedded dataset's cache
     split: int | None = None  # labelled count (a shipped split for pascal/cityscapes)
-    method: str = "dgcl"  # 'supervised' | 'selftrain' | 'dgcl'
+    method: str = "dgcl"  # 'supervised' | 'selftrain' | 'dgcl' | 'unimatch' | 'unimatch_dgcl' (SPEC §11)
     recipe: str | None = None  # 'official' (the authors' released code, SPEC §12) | 'paper' (SPEC §1–9)
     tau: float = 0.5  # temperature τ of Eq. 13
     lambda_contra: float | None = None  # weight of L_contra (Eq. 2): paper 1, official 0.5
@@ -169,6 +179,24 @@ class Config:
     image_size: int | None = None  # embedded: side of the built images (the dataset is built once per size)
     split_seed: int = 0  # embedded: which seeded draw of the labelled images (0: the shipped `splits/<n>/`)
     eval_split: str = "val"  # embedded: 'val' (development) | 'test' (the held-out test split, scored once per run)
+    # --- weak-to-strong consistency, method unimatch / unimatch_dgcl (SPEC §11, nbs/17_consistency.ipynb) ---
+    conf_thresh: float | None = None  # pseudo labels kept where the weak view's max probability ≥ this: 0.95; Cityscapes 0
+    weak_from: str = "student"  # weak-view pseudo labels: 'student' (UniMatch v1, no grad) | 'teacher' (the EMA teacher)
+    jitter_p: float = 0.8  # strong views: colour jitter probability
+    jitter_bcs: float = 0.5  # brightness, contrast, saturation factors uniform in 1 ± this
+    jitter_hue: float = 0.25  # hue shift uniform in ± this (of a full turn)
+    gray_p: float = 0.2  # strong views: grayscale probability
+    blur_p: float = 0.5  # strong views: Gaussian blur probability
+    blur_sigma_min: float = 0.1  # blur σ uniform in [min, max] pixels
+    blur_sigma_max: float = 2.0
+    strong_box_min: float = 0.02  # strong views' CutMix box (probability cutmix_p): area uniform in [min, max] × H·W
+    strong_box_max: float = 0.4
+    strong_box_ratio: float = 0.3  # box aspect ratio h/w uniform in [ratio, 1/ratio]
+    fp_dropout: float = 0.5  # feature-perturbation stream: channel dropout probability
+    weight_s1: float = 0.25  # loss (L_sup + w_s1·L_s1 + w_s2·L_s2 + w_fp·L_fp) / 2 (SPEC §11)
+    weight_s2: float = 0.25
+    weight_fp: float = 0.5
+    contra_on: str = "weak"  # unimatch_dgcl: L_contra and the bank on the 'weak' (clean) view or the two 'strong' views
 
     def filled(self) -> "Config":
         "A copy with every `None` replaced by the recipe's value, then the dataset's (not validated: see `resolved`)."
@@ -179,7 +207,7 @@ class Config:
             raise ValueError(f"recipe={recipe!r} is unknown: allowed are {', '.join(PROCEDURES)}")
         proc = {k: v for k, v in PROCEDURES[recipe].items() if k not in DATASETS}
         proc |= PROCEDURES[recipe].get(self.dataset, {})
-        values = {**RECIPE_DEFAULTS, **RECIPES[self.dataset], **proc, "recipe": recipe}
+        values = {**RECIPE_DEFAULTS, **UNIMATCH[self.dataset], **RECIPES[self.dataset], **proc, "recipe": recipe}
         return dataclasses.replace(self, **{k: v for k, v in values.items() if getattr(self, k) is None})
 
     def resolved(self) -> "Config":
@@ -246,6 +274,19 @@ class Config:
              "0, or > 0 for dataset=embedded (its seeded labelled draws)"),
             ("eval_split", self.eval_split == "val" or (self.dataset == "embedded" and self.eval_split == "test"),
              "val, or test for dataset=embedded"),
+            *[(k, 0 <= getattr(self, k) <= 1, "0..1") for k in ("conf_thresh", "jitter_p", "gray_p", "blur_p")],
+            ("weak_from", self.weak_from in ("student", "teacher"), "student or teacher"),
+            ("jitter_bcs", 0 <= self.jitter_bcs < 1, "0 ≤ jitter_bcs < 1"), ("jitter_hue", 0 <= self.jitter_hue <= 0.5, "0..0.5"),
+            ("blur_sigma_min", 0 < self.blur_sigma_min <= self.blur_sigma_max,
+             f"0 < blur_sigma_min ≤ blur_sigma_max ({self.blur_sigma_max})"),
+            ("strong_box_min", 0 < self.strong_box_min <= self.strong_box_max <= 1,
+             f"0 < strong_box_min ≤ strong_box_max ({self.strong_box_max}) ≤ 1"),
+            ("strong_box_ratio", 0 < self.strong_box_ratio <= 1, "0 < strong_box_ratio ≤ 1"),
+            ("fp_dropout", 0 <= self.fp_dropout < 1, "0 ≤ fp_dropout < 1"),
+            *[(k, getattr(self, k) >= 0, "≥ 0") for k in ("weight_s1", "weight_s2", "weight_fp")],
+            ("contra_on", self.contra_on in ("weak", "strong"), "weak or strong"),
+            ("contra_on", self.contra_on == "weak" or self.contra_labels_at == "image" or self.method != "unimatch_dgcl",
+             "weak when contra_labels_at is features (CutMix mixes image-sized labels)"),
         ]
         for name, ok, allowed in checks:
             if not ok: raise ValueError(f"{name}={getattr(self, name)!r} is out of range: allowed is {allowed}")
@@ -432,7 +473,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.bank = (MemoryBank(self.n_classes, cfg.memory_size, cfg.head_dim, cfg.proj_dim, cfg.memory_per_update,
                                 device=self.device, dtype=getattr(torch, cfg.memory_dtype), seed=cfg.seed)
-                     if cfg.method == "dgcl" else None)
+                     if cfg.method in CONTRASTIVE else None)
         self.iters_per_epoch = cfg.steps_per_epoch or max(1, len(self.unlabelled) // cfg.batch_size)
         self.total_steps = cfg.epochs * self.iters_per_epoch
         self.warm_step = cfg.sup_only_epochs * self.iters_per_epoch
@@ -440,6 +481,8 @@ class Trainer:
         self.contra_ran = False
         self.paper_evals = []  # per-epoch scores of the paper protocol (see `paper_eval`)
         if ck is not None: self.load_checkpoint(ck)
+        if cfg.method in CONSISTENCY and not hasattr(self, "consistency_terms"):
+            import dgcl.consistency  # noqa: F401  (patches `Trainer.consistency_terms`, SPEC §11)
 
     def _init_distributed(self):
         "Join the torchrun process group: NCCL on GPUs (one per process), gloo on CPU."
@@ -458,7 +501,8 @@ class Trainer:
         theirs = ck["config"]
         mine = dataclasses.asdict(self.cfg)
         free = {"resume", "num_workers", "device", "run_dir", "ckpt_every", "figures", "eval_every", "max_steps"}
-        diff = [k for k in mine if k not in free and theirs.get(k) != mine[k]]
+        diff = [k for k in mine if k not in free and theirs.get(k) != mine[k]
+                and not (k in CONSISTENCY_FIELDS and k not in theirs and self.cfg.method not in CONSISTENCY)]
         if diff:
             k = diff[0]
             raise ValueError(f"run_dir {self.run_dir} holds a checkpoint of a run with other parameters "
@@ -487,7 +531,7 @@ class Trainer:
                 raise DataError(f"no unlabelled images in {root}: every image is labelled or held out; add images "
                                 f"without a mask, lower split, or train method=supervised")
             check_batchable(fd, val, cfg.eval_batch_size)
-            if cfg.method == "dgcl" and fd.absent_classes(lab):
+            if cfg.method in CONTRASTIVE and fd.absent_classes(lab):
                 warnings.warn(f"class {fd.absent_classes(lab)[0]} is in no labelled mask of {root}: the memory bank fills "
                               "only from pseudo labels, and L_contra starts when every class's bank is full")
             self.n_classes, self.classes, self.skip_classes = fd.n_classes, fd.classes, ((0,) if cfg.background else ())
@@ -577,7 +621,9 @@ def train_step(self: Trainer, x_l, y_l, x_u, ign_u) -> dict:
         with self.autocast():
             out = self.net(x_l)
             terms["sup"] = self.sup_loss(out, y_l)
-        if cfg.method == "dgcl" and cfg.bank_in_warmup: feats = (out["fts"], out["rep"], _nearest(y_l, out["fts"].shape[-2:]))
+        if cfg.method in CONTRASTIVE and cfg.bank_in_warmup: feats = (out["fts"], out["rep"], _nearest(y_l, out["fts"].shape[-2:]))
+    elif cfg.method in CONSISTENCY:  # weak-to-strong consistency (SPEC §11, nbs/17_consistency.ipynb)
+        out, terms, feats, cache, ran = self.consistency_terms(x_l, y_l, x_u, ign_u, g)
     else:
         pl = self.pseudo_labels(x_l, x_u, ign_u)  # teacher: β_t- and α_t-filtered pseudo labels (SPEC §3)
         x_aug, y_unsup, y_contra = self.augment(x_u, pl, g)  # CutMix (SPEC §4)
@@ -599,6 +645,7 @@ def train_step(self: Trainer, x_l, y_l, x_u, ign_u) -> dict:
             ran = lc is not None
     self.contra_ran = ran  # the log leaves L_contra blank on steps where it did not run
     weights = {"sup": 1.0, "unsup": cfg.lambda_unsup, "contra": cfg.lambda_contra}
+    if semi and cfg.method in CONSISTENCY: weights |= {"sup": 0.5, "unsup": 0.5}  # SPEC §11: (L_sup + L_u) / 2
     loss = sum(weights[k] * v for k, v in terms.items())  # Eq. 2
     loss = loss + 0.0 * sum(v.float().mean() for v in out.values())  # every head in the graph, as DDP requires
     if not self._finite(terms): return terms

@@ -37,6 +37,9 @@ def broken_copy(data, tmp_path):
     (["--backbone", "resnet1000"], "unknown backbone 'resnet1000'"),
     (["--method", "fixmatch"], "method='fixmatch' is out of range"),
     (["--split", "13"], "unknown split 13"),
+    (["--method", "unimatch", "--conf_thresh", "1.5"], "conf_thresh=1.5 is out of range: allowed is 0..1"),
+    (["--method", "unimatch_dgcl", "--contra_on", "strong", "--recipe", "official"],
+     "contra_on='strong' is out of range: allowed is weak when contra_labels_at is features"),
 ])
 def test_bad_parameters(capsys, data, tmp_path, args, expected):
     run_dir = tmp_path / "run"
