@@ -16,10 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['TABLES', 'PAPER', 'PRESETS', 'table_values', 'Run', 'plan', 'execute', 'collect', 'table_frame', 'markdown',
-           'plot_table', 'write_tables', 'paired', 'pairs_needed', 'main_table', 'main']
+__all__ = ['FRAMEWORKS', 'TABLES', 'HEADLINE', 'PAPER', 'PRESETS', 'table_values', 'Run', 'plan', 'execute', 'collect',
+           'table_frame', 'markdown', 'plot_table', 'write_tables', 'paired', 'pairs_needed', 'main_table', 'main']
 
 # %% ../nbs/13_ablate.ipynb #47afd939
+FRAMEWORKS = {  # DGCL on weak-to-strong consistency (nbs/17_consistency): the framework table's cells
+    "unimatch": dict(method="unimatch"),
+    "unimatch_dgcl-clean": dict(method="unimatch_dgcl", contra_on="weak"),  # contrast the weak (clean) views
+    "unimatch_dgcl-perturbed": dict(method="unimatch_dgcl", contra_on="strong"),  # contrast the strong views
+}
 TABLES = {  # table -> (parameter, values, best value in the paper); a preset may study a subset (`values`)
     "lambda_contra": ("lambda_contra", (0.1, 0.5, 1.0, 1.5, 2.0), 1.0),
     "tau": ("tau", (0.01, 0.1, 0.5, 1.0), 0.5),
@@ -27,7 +32,9 @@ TABLES = {  # table -> (parameter, values, best value in the paper); a preset ma
     "n_anchors": ("n_anchors", (32, 64, 128, 256, 512), 256),
     "anchors": ("anchor_select", ("sparsest", "densest", "random"), "sparsest"),  # the control of Eq. 9's claim
     "main": ("method", ("supervised", "selftrain", "dgcl"), "dgcl"),
+    "framework": ("framework", tuple(FRAMEWORKS), None),  # a cell is several parameters: `FRAMEWORKS`
 }
+HEADLINE = ("main", "framework")  # tables measured on the headline replicates (`main_reps`)
 PAPER = {  # supplementary Tables 1–4: {table: {VOC split: [mIoU per value of TABLES]}}
     "lambda_contra": {366: [78.53, 78.56, 78.73, 78.47, 78.21], 732: [79.12, 78.88, 79.23, 78.69, 78.53]},
     "tau": {366: [74.61, 78.54, 78.73, 78.54], 732: [75.50, 78.73, 79.23, 79.08]},
@@ -43,11 +50,11 @@ PRESETS = {
                              "n_anchors": (8, 16, 32, 64, 128)},
                      params=dict(dataset="embedded", eval_split="test", num_workers=0, figures=False)),
     "pascal": dict(splits={"lambda_contra": (366, 732), "tau": (366, 732), "beta0": (366,), "n_anchors": (366,),
-                           "anchors": (366,), "main": (366, 732)},
+                           "anchors": (366,), "main": (366, 732), "framework": (366,)},
                    reps=((0, 0),), main_reps=((0, 0), (0, 1), (0, 2)), paper_split={366: 366, 732: 732}, values={},
                    params=dict(dataset="pascal")),
     "cityscapes": dict(splits={"lambda_contra": (372,), "tau": (372,), "beta0": (372,), "n_anchors": (372,),
-                               "anchors": (372,), "main": (372, 744)},
+                               "anchors": (372,), "main": (372, 744), "framework": (372,)},
                        reps=((0, 0),), main_reps=((0, 0), (0, 1), (0, 2)), paper_split={}, values={},
                        params=dict(dataset="cityscapes")),
 }
@@ -93,7 +100,7 @@ def _studied_defaults(dataset: str = "embedded") -> dict:
     import dataclasses
     from dgcl.trainer import Config
     d = dataclasses.asdict(Config(dataset=dataset).resolved())
-    return {param: d[param] for param, _, _ in TABLES.values()}
+    return {param: d[param] for param, _, _ in TABLES.values() if param in d}
 
 def _same(a, b) -> bool:
     "Equal as numbers when both read as numbers ('1' and 1.0), else as text."
@@ -116,13 +123,13 @@ def plan(preset: str = "embedded", out_dir="runs/ablations", tables=None, seeds=
     runs = []
     for t in tables:
         param, values = TABLES[t][0], table_values(preset, t)
-        reps = P["main_reps"] if t == "main" else P["reps"]
+        reps = P["main_reps"] if t in HEADLINE else P["reps"]
         if seeds: reps = tuple(dict.fromkeys((ss, k) for ss, _ in reps for k in seeds))
         for split in P["splits"][t]:
             for value in values:
                 for split_seed, seed in reps:
                     params = {**P["params"], **_studied_defaults(P["params"].get("dataset", "embedded")), **(extra or {}),
-                              "split": split, "seed": seed, param: value}
+                              "split": split, "seed": seed, **(FRAMEWORKS[value] if t == "framework" else {param: value})}
                     if split_seed: params["split_seed"] = split_seed
                     if data_root: params["data_root"] = str(data_root)
                     runs.append(Run(t, value, split, seed, params, Path(out_dir), split_seed))

@@ -20,6 +20,12 @@ def _fixture(folder):
         miou = b + {"selftrain": 1.0, "dgcl": 2.0}.get(r.value, 0.0) + rng.gauss(0, 0.5)
         r.metrics_path.write_text(json.dumps({**r.params, "miou": miou, "seconds": 100.0, "threads": 1,
                                               "precision": "bf16", "eval_split": "test"}))
+    for name, method, epochs in (("dev-a", "supervised", 3), ("dev-b", "selftrain", 4)):
+        d = folder.parent / "pilot" / name
+        d.mkdir(parents=True)
+        d.joinpath("metrics.json").write_text(json.dumps(dict(
+            method=method, split=48, seed=100, epochs=epochs, lr=0.001, head_lr_mult=1.0, ema_decay=0.99, beta0=20.0,
+            output_stride=16, miou_teacher=40.0, miou_student=41.0, seconds=10.0, threads=1, eval_split="val")))
     return folder
 
 
@@ -40,7 +46,9 @@ def test_results_notebook(root, tmp_path):
     row = f"| dgcl − supervised | {len(d)} | {d.mean():+.2f} | [{d.mean() - half:+.2f}, {d.mean() + half:+.2f}] |"
     assert row in md, md
     for t in ("lambda_contra", "tau", "beta0", "n_anchors", "anchors"): assert f"**{t}**" in md
-    assert "sparsest − densest" in md and (runs / "main_paired.png").exists()
+    assert "sparsest − densest" in md and "unimatch_dgcl-perturbed − unimatch" in md and (runs / "main_paired.png").exists()
+    pilot = (runs / "pilot.md").read_text()
+    assert "| dev-a | supervised |" in pilot and "| 4 |" in pilot, pilot  # the varied field (epochs) is shown
 
 
 def test_results_notebook_refuses_val_scores(root, tmp_path):
