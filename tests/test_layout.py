@@ -2,6 +2,7 @@
 (`nbs/NN_name.ipynb`, named in the header nbdev_export writes) carry a lower number, so a reader going 00 → 17 never
 meets a name before it is defined. Imports inside functions count too, except the named exceptions below."""
 import ast
+import json
 import re
 from pathlib import Path
 
@@ -17,6 +18,12 @@ EXCEPTIONS = {
     ("trainer", "consistency"):
         "Trainer.__init__ imports dgcl.consistency when cfg.method is unimatch/unimatch_dgcl: that module @patches "
         "Trainer.consistency_terms onto the Trainer it imports, so it has to come after the trainer (SPEC §11)",
+}
+
+# The same for the notebooks' own (not exported) example and test cells: (notebook name, imported module) -> why.
+NOTEBOOK_EXCEPTIONS = {
+    ("model", "memory"): "the ViT end-to-end check in 04_model runs one DGCL step (a full MemoryBank) through the model",
+    ("model", "loss"): "the ViT end-to-end check in 04_model runs one DGCL step (dgcl_loss, backward) through the model",
 }
 
 
@@ -77,6 +84,29 @@ def test_notebooks_are_in_dependency_order():
     bad = order_violations(nums, import_graph())
     assert not bad, "a module imports from a later notebook; renumber the notebooks or add a named exception:\n" \
         + "\n".join(bad)
+
+
+def notebook_imports(nb: Path, modules: set) -> set:
+    "Modules of `dgcl` that the cells of `nb` not exported to the package import (examples, tests)."
+    found = set()
+    for c in json.loads(nb.read_text())["cells"]:
+        src = "".join(c["source"])
+        if c["cell_type"] != "code" or re.search(r"^#\|\s*export", src, re.M): continue
+        found |= {m for m in re.findall(r"^\s*(?:from|import) dgcl\.(\w+)", src, re.M) if m in modules}
+    return found
+
+
+def test_notebook_examples_are_in_dependency_order():
+    "A reader going in order never meets a module before its notebook, in the examples either."
+    nums, bad, used = notebook_numbers(), [], set()
+    for nb in sorted((ROOT / "nbs").glob("[0-9][0-9]_*.ipynb")):
+        n, name = int(nb.name[:2]), nb.stem[3:]
+        for dst in sorted(notebook_imports(nb, set(nums))):
+            if nums[dst] <= n: continue
+            if (name, dst) in NOTEBOOK_EXCEPTIONS: used.add((name, dst)); continue
+            bad.append(f"nbs/{nb.name} imports dgcl.{dst} ({nums[dst]:02d}) in an example or test cell")
+    assert not bad, "\n".join(bad)
+    assert used == set(NOTEBOOK_EXCEPTIONS), f"stale notebook exceptions: {set(NOTEBOOK_EXCEPTIONS) - used}"
 
 
 def test_one_module_per_number_and_the_notebooks_exist():
