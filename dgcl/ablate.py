@@ -44,8 +44,8 @@ PAPER = {  # supplementary Tables 1–4: {table: {VOC split: [mIoU per value of 
 PRESETS = {
     # the embedded testbed (its recipe is the dataset's default): every run scored once on the held-out test split;
     # a replicate is (split_seed, seed): another labelled draw and another training seed
-    "embedded": dict(splits={t: (48,) for t in TABLES}, reps=((0, 0), (1, 0), (2, 0)),
-                     main_reps=tuple((s, k) for k in (0, 1) for s in (0, 1, 2)), paper_split={48: 366},
+    "embedded": dict(splits={t: (96,) for t in TABLES}, reps=((0, 0), (1, 0), (2, 0)),
+                     main_reps=tuple((s, k) for k in (0, 1) for s in (0, 1, 2)), paper_split={96: 366},
                      values={"lambda_contra": (0.5, 1.0, 2.0), "tau": (0.1, 0.5, 1.0), "beta0": (0.0, 20.0, 40.0),
                              "n_anchors": (8, 16, 32, 64, 128)},
                      params=dict(dataset="embedded", eval_split="test", num_workers=0, figures=False)),

@@ -59,7 +59,7 @@ RECIPES = {  # what belongs to a dataset (SPEC §9, §12); `embedded` is sized f
                        memory_per_update=1000, output_stride=8, eval_batch_size=1, head_dim=256, proj_dim=256,
                        scale_min=0.5, scale_max=2.0, hflip=True, optimizer="sgd", split_bn=False, amp="fp16",
                        eval_centre_crop=800),
-    "embedded": dict(recipe="paper", image_size=96, split=48, crop=96, batch_size=8, epochs=3, sup_only_epochs=1,
+    "embedded": dict(recipe="paper", image_size=96, split=96, crop=96, batch_size=8, epochs=4, sup_only_epochs=1,
                      optimizer="adamw", lr=0.001, head_lr_mult=1.0, backbone="mobilenetv2_100",
                      pretrained="mobilenetv2_100.torchvision", output_stride=16, multi_grid=False, ohem=False,
                      aux_weight=0.0, memory_size=2000, memory_per_update=500, eval_batch_size=50, head_dim=128,

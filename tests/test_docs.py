@@ -105,13 +105,13 @@ def test_home_links_notebook_pages(tmp_path, monkeypatch):
     bd = importlib.import_module("build_docs")
     first = bd.numbered_notebooks()[0].name
     text = f"[t](nbs/{first}#a) [r](runs/recorded/main.ipynb) [w](https://x.org/nbs/a.ipynb)\n" \
-           '<img src="runs/ablations/tau.png">\n'
+           '<img src="runs/bench/scaling.png">\n'
     monkeypatch.setattr(bd.readme, "render", lambda nb: text)
     monkeypatch.setattr(bd, "exported_modules", lambda nbs=None: [])
     bd.stage(tmp_path)
     home = (tmp_path / "index.md").read_text()
     assert home.startswith(f"[t]({first}#a) [r](results/recorded_main.ipynb) [w](https://x.org/nbs/a.ipynb)")
-    assert (tmp_path / "runs/ablations/tau.png").read_bytes() == (ROOT / "runs/ablations/tau.png").read_bytes()
+    assert (tmp_path / "runs/bench/scaling.png").read_bytes() == (ROOT / "runs/bench/scaling.png").read_bytes()
     assert not (tmp_path / "nbs").exists()
 
 

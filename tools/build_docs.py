@@ -4,7 +4,7 @@
 mkdocs-jupyter instead, from `mkdocs.yml` plus pages staged in a temporary folder:
 - `index.md`: README.md as `nbs/index.ipynb` generates it (tools/readme.py), with the local images it links;
 - every numbered notebook `nbs/NN_*.ipynb`, rendered with its stored outputs (nothing is executed), then the
-  papermill notebook, the ablations notebook and the recorded main run (`runs/recorded/main.ipynb`);
+  papermill notebook, the results notebook and the recorded main run (`runs/recorded/main.ipynb`);
 - `api/<module>.md` per module exported from a notebook (`#| default_exp`): every name in its `__all__`, through
   nbdev's `show_doc` (signature with the docments of each argument, docstring), constants with their value.
 """
@@ -27,7 +27,7 @@ import readme  # noqa: E402
 
 RUN_PAGES = [  # (title, source, page in the site): notebooks that are not numbered components
     ("Train: the papermill notebook", NBS / "train.ipynb", "results/train.ipynb"),
-    ("Ablation tables", NBS / "ablations.ipynb", "results/ablations.ipynb"),
+    ("Results tables", NBS / "results.ipynb", "results/results.ipynb"),
     ("The recorded main run (train.ipynb, executed)", ROOT / "runs" / "recorded" / "main.ipynb", "results/recorded_main.ipynb"),
 ]
 
