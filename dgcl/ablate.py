@@ -146,7 +146,8 @@ def execute(run: Run, root: Path, threads: int = 0, twin: Run | None = None, tim
         return metrics
     cmd = [sys.executable, "-m", "papermill", str(root / "nbs" / "train.ipynb"), str(run.notebook), "--cwd", str(root),
            "-k", "python3", "--log-level", "WARNING", "--no-progress-bar"]
-    for k, v in {**run.params, "run_dir": str(run.run_dir.resolve())}.items(): cmd += ["-p", k, str(v)]
+    resume = {"resume": True} if (run.run_dir / "checkpoint.pt").exists() else {}  # an interrupted run continues
+    for k, v in {**run.params, "run_dir": str(run.run_dir.resolve()), **resume}.items(): cmd += ["-p", k, str(v)]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     if threads: env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)

