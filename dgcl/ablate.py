@@ -46,7 +46,7 @@ PRESETS = {
     # a replicate is (split_seed, seed): another labelled draw and another training seed
     "embedded": dict(splits={t: (96,) for t in TABLES}, reps=((0, 0), (1, 0), (2, 0)),
                      main_reps=tuple((s, k) for k in (0, 1) for s in (0, 1, 2)), paper_split={96: 366},
-                     values={"lambda_contra": (0.5, 1.0, 2.0), "tau": (0.1, 0.5, 1.0), "beta0": (0.0, 20.0, 40.0),
+                     values={"lambda_contra": (0.1, 0.5, 1.0), "tau": (0.1, 0.5, 1.0), "beta0": (0.0, 20.0, 40.0),
                              "n_anchors": (8, 16, 32, 64, 128)},
                      params=dict(dataset="embedded", eval_split="test", num_workers=0, figures=False)),
     "pascal": dict(splits={"lambda_contra": (366, 732), "tau": (366, 732), "beta0": (366,), "n_anchors": (366,),
@@ -334,8 +334,10 @@ def main(argv=None) -> int:
             print(f"dgcl-ablate: error: {r.metrics_path} holds a result of other parameters ({why}); move it away "
                   "or pass another --out", file=sys.stderr)
             return 2
-    first = {}
+    first = {}  # one execution per distinct parameter set: a finished run if any, else the first in table order
     for r in runs: first.setdefault(r.key, r)
+    for r in runs:
+        if r.done() and not first[r.key].done(): first[r.key] = r
     if a.dry_run:
         for r in runs:
             twin = first[r.key]

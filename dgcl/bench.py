@@ -575,8 +575,6 @@ def format_scaling_table(res: dict) -> str:
 
 def scaling_plot(res: dict, path):
     "Seconds per DGCL step and bank size against N, one line per C."
-    import matplotlib
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
     for C in sorted({r["n_classes"] for r in res["rows"]}):

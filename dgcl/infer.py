@@ -137,13 +137,11 @@ def confusion_figure(conf, # C×C counts, rows truth, columns prediction
                      title: str = "",
                     ):
     "The confusion matrix normalised by row (each true class's pixels, in percent), with class names."
-    import matplotlib
-    if out is not None: matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
     conf = torch.as_tensor(conf).double()
     pct = (conf / conf.sum(1, keepdim=True).clamp(min=1) * 100).numpy()
     C = len(classes)
-    fig, ax = plt.subplots(figsize=(1.6 + 0.42 * C, 1.2 + 0.42 * C))
+    fig, ax = plt.subplots(figsize=(max(4.2, 1.6 + 0.42 * C), max(3.6, 1.2 + 0.42 * C)))  # room for the title and bar label at C = 2
     im = ax.imshow(pct, cmap="Blues", vmin=0, vmax=100)
     ax.set_xticks(range(C)); ax.set_yticks(range(C))
     ax.set_xticklabels(classes, rotation=90, fontsize=8); ax.set_yticklabels(classes, fontsize=8)

@@ -19,13 +19,24 @@ def _fixture(folder):
         b = base.setdefault((r.split_seed, r.seed), 40 + 5 * rng.random())
         miou = b + {"selftrain": 1.0, "dgcl": 2.0}.get(r.value, 0.0) + rng.gauss(0, 0.5)
         r.metrics_path.write_text(json.dumps({**r.params, "miou": miou, "seconds": 100.0, "threads": 1,
-                                              "precision": "bf16", "eval_split": "test"}))
+                                              "precision": "bf16", "eval_split": "test",
+                                              "val": {"teacher": miou + 1.0, "student": miou}}))
+        if r.table == "main" and r.value == "dgcl":  # its float32 twin, scored on val
+            d = folder.parent / "precision" / f"dgcl-fp32-{r.split_seed}-{r.seed}"
+            d.mkdir(parents=True)
+            d.joinpath("metrics.json").write_text(json.dumps({**r.params, "split_seed": r.split_seed, "eval_split": "val",
+                "miou_teacher": miou + 1.0 + rng.gauss(0, 0.5), "miou_student": miou, "precision": "float32"}))
     for name, method, epochs in (("dev-a", "supervised", 3), ("dev-b", "selftrain", 4)):
         d = folder.parent / "pilot" / name
         d.mkdir(parents=True)
         d.joinpath("metrics.json").write_text(json.dumps(dict(
             method=method, split=48, seed=100, epochs=epochs, lr=0.001, head_lr_mult=1.0, ema_decay=0.99, beta0=20.0,
             output_stride=16, miou_teacher=40.0, miou_student=41.0, seconds=10.0, threads=1, eval_split="val")))
+    d = folder.parent / "diagnosis" / "lam01"
+    d.mkdir(parents=True)
+    d.joinpath("metrics.json").write_text(json.dumps(dict(method="dgcl", lambda_contra=0.1, tau=0.5, precision="bf16",
+        channels_last=True, seed=100, miou_teacher=50.0, miou_student=49.0, eval_split="val")))
+    d.joinpath("log.csv").write_text("step,sup,contra\n0,0.5,\n1,0.3,5.0\n2,0.1,4.0\n")
     return folder
 
 
@@ -47,6 +58,16 @@ def test_results_notebook(root, tmp_path):
     assert row in md, md
     for t in ("lambda_contra", "tau", "beta0", "n_anchors", "anchors"): assert f"**{t}**" in md
     assert "sparsest − densest" in md and "unimatch_dgcl-perturbed − unimatch" in md and (runs / "main_paired.png").exists()
+    # bf16 − fp32 on val: the main table's recorded val scores against the float32 twins, paired by replicate
+    prec = sorted((runs.parent / "precision").glob("*/metrics.json"))
+    fp32 = {(m["split_seed"], m["seed"]): m["miou_teacher"] for m in map(lambda p: json.loads(p.read_text()), prec)}
+    e = np.array([json.loads(p.metrics_path.read_text())["val"]["teacher"] - fp32[p.split_seed, p.seed]
+                  for p in main if p.value == "dgcl"])
+    half = stats.t.ppf(0.975, len(e) - 1) * e.std(ddof=1) / np.sqrt(len(e))
+    row = f"| bf16 − fp32 | {len(e)} | {e.mean():+.2f} | [{e.mean() - half:+.2f}, {e.mean() + half:+.2f}] |"
+    assert row in (runs / "precision.md").read_text(), (runs / "precision.md").read_text()
+    diag = (runs / "diagnosis.md").read_text()
+    assert "| lam01 | dgcl | 0.1 |" in diag and "| 0.2 | 4.5 |" in diag, diag  # sup and contra over the steps L_contra ran
     pilot = (runs / "pilot.md").read_text()
     assert "| dev-a | supervised |" in pilot and "| 4 |" in pilot, pilot  # the varied field (epochs) is shown
 
