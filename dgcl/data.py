@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,15 +18,16 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .splits import get_split, get_val, make_split, write_split
+from .splits import PROTOCOLS, get_split, get_val, make_split, write_split
 
 # %% auto #0
-__all__ = ['IGNORE_INDEX', 'EMBEDDED_CLASSES', 'VOC_CLASSES', 'CITYSCAPES_CLASSES', 'MEAN', 'STD', 'MODES', 'FOLDER_EXTS',
-           'SPLIT_FILES', 'DataError', 'dataset_info', 'split_dir_name', 'default_cache', 'make_embedded', 'palette',
-           'colorize', 'split_lists', 'sample_paths', 'check_label', 'read_image', 'read_label', 'sample_seed',
-           'normalize', 'train_transform', 'SegDataset', 'check_dataset', 'cutmix_masks', 'cutmix', 'parse_label_map',
-           'FolderData', 'folder_dataset', 'make_horses', 'folder_lists', 'write_folder_lists', 'check_batchable',
-           'resolve_skip']
+__all__ = ['IGNORE_INDEX', 'EMBEDDED_CLASSES', 'VOC_CLASSES', 'CITYSCAPES_CLASSES', 'LAYOUTS', 'SPLIT_SOURCES', 'EVAL_MODES',
+           'DATASETS', 'MEAN', 'STD', 'MODES', 'FOLDER_EXTS', 'SPLIT_FILES', 'DataError', 'DatasetInfo',
+           'register_dataset', 'dataset_spec', 'dataset_info', 'split_dir_name', 'default_cache', 'make_embedded',
+           'palette', 'colorize', 'split_lists', 'sample_paths', 'check_label', 'read_image', 'read_label',
+           'sample_seed', 'normalize', 'train_transform', 'SegDataset', 'check_dataset', 'cutmix_masks', 'cutmix',
+           'parse_label_map', 'FolderData', 'folder_dataset', 'make_horses', 'folder_lists', 'write_folder_lists',
+           'check_batchable', 'resolve_skip']
 
 # %% ../nbs/02_data.ipynb #4682e626
 class DataError(ValueError):
@@ -41,16 +42,92 @@ VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "
 CITYSCAPES_CLASSES = ["road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
                       "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle",
                       "bicycle"]
-_INFO = {"embedded": (EMBEDDED_CLASSES, (0,)), "pascal": (VOC_CLASSES, (0,)), "cityscapes": (CITYSCAPES_CLASSES, ()),
-         "folder": ([], ())}  # a folder dataset's classes are read from the folder: `folder_dataset`
+LAYOUTS = ("voc", "cityscapes", "folder")  # file layouts `sample_paths` reads
+SPLIT_SOURCES = ("shipped", "built", "folder")  # where a dataset's split lists come from
+EVAL_MODES = ("whole", "slide")  # how validation images are scored
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    "Everything dgcl knows of one dataset; `register_dataset` adds it to `DATASETS`, which every module reads."
+    name: str  # the `--dataset` value
+    classes: tuple  # class names, class i at index i (a folder's are read from the folder: `folder_dataset`)
+    skip_classes: tuple = ()  # classes L_contra takes no anchors from under skip_classes='auto' (background)
+    layout: str = "voc"  # 'voc': JPEGImages/, SegmentationClassAug/ | 'cityscapes': leftImg8bit/, gtFine/ | 'folder': images/, masks/
+    splits: str = "shipped"  # 'shipped': `dgcl.splits` (PROTOCOLS) | 'built': the folder's splits/ (`make_embedded`) | 'folder': `folder_lists`
+    recipe: dict = field(default_factory=dict)  # the `Config` values that belong to the dataset (SPEC §9, §12): `RECIPES`
+    unimatch: dict = field(default_factory=dict)  # the consistency methods' values (SPEC §11): `UNIMATCH`
+    eval_mode: str = "whole"  # validation: 'whole' images in one forward | 'slide': windows of the training crop
+    dilations: tuple = (6, 12, 18)  # ASPP atrous rates (`build_model`)
+    aux: bool = False  # an auxiliary head on the third stage (`build_model`)
+    test_images: int = 0  # held-out test images built when a run asks for eval_split='test' (built datasets)
+
+    @property
+    def protocols(self) -> dict:
+        "The shipped labelled counts by protocol (`dgcl.splits.PROTOCOLS`); empty unless `splits` is 'shipped'."
+        return PROTOCOLS.get(self.name, {})
+
+DATASETS: dict[str, DatasetInfo] = {}  # the registry, in the order of the CLI's help
+
+def register_dataset(info: DatasetInfo) -> DatasetInfo:
+    "Add `info` to `DATASETS` (replacing one of the same name), after checking its layout, split source and evaluation mode."
+    for k, allowed in (("layout", LAYOUTS), ("splits", SPLIT_SOURCES), ("eval_mode", EVAL_MODES)):
+        if getattr(info, k) not in allowed:
+            raise ValueError(f"{k}={getattr(info, k)!r} of dataset {info.name!r} is out of range: allowed is {', '.join(allowed)}")
+    DATASETS[info.name] = info
+    return info
+
+def dataset_spec(dataset: str) -> DatasetInfo:
+    "The registry's entry of `dataset`; an unknown name is one `ValueError` line naming the known ones."
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}: known are {', '.join(sorted(DATASETS))}")
+    return DATASETS[dataset]
 
 def dataset_info(dataset: str, # 'embedded', 'pascal', 'cityscapes' or 'folder' (classes: see `folder_dataset`)
                 ) -> dict: # n_classes, ignore_index, classes, skip_classes
     "Class names, class count, ignore index and the classes the contrastive loss skips for `dataset`."
-    if dataset not in _INFO:
-        raise ValueError(f"unknown dataset {dataset!r}: known are {', '.join(sorted(_INFO))}")
-    classes, skip = _INFO[dataset]
-    return dict(n_classes=len(classes), ignore_index=IGNORE_INDEX, classes=list(classes), skip_classes=skip)
+    d = dataset_spec(dataset)
+    return dict(n_classes=len(d.classes), ignore_index=IGNORE_INDEX, classes=list(d.classes), skip_classes=d.skip_classes)
+
+# %% ../nbs/02_data.ipynb #cf7c4919
+register_dataset(DatasetInfo(
+    "embedded", tuple(EMBEDDED_CLASSES), skip_classes=(0,), layout="voc", splits="built", eval_mode="whole",
+    recipe=dict(recipe="paper", image_size=96, split=96, crop=96, batch_size=8, epochs=4, sup_only_epochs=1,
+                optimizer="adamw", lr=0.001, head_lr_mult=1.0, backbone="mobilenetv2_100",
+                pretrained="mobilenetv2_100.torchvision", output_stride=16, multi_grid=False, ohem=False,
+                aux_weight=0.0, memory_size=2000, memory_per_update=500, eval_batch_size=50, head_dim=128,
+                proj_dim=128, scale_min=0.75, scale_max=1.25, hflip=False, split_bn=True, amp="bf16",
+                channels_last=True, eval_centre_crop=0, ema_decay=0.99),  # the testbed: README "The embedded testbed"
+    unimatch=dict(conf_thresh=0.95), test_images=1000))  # built from pip packages' images: `make_embedded`
+
+# %% ../nbs/02_data.ipynb #8535fb72
+register_dataset(DatasetInfo(
+    "pascal", tuple(VOC_CLASSES), skip_classes=(0,), layout="voc", splits="shipped", eval_mode="whole",
+    recipe=dict(recipe="official", split=366, crop=513, batch_size=4, epochs=80, sup_only_epochs=1, lr=0.001,
+                head_lr_mult=10.0, backbone="resnet101_u2pl", multi_grid=True, ohem=False, aux_weight=0.0,
+                memory_size=10000, memory_per_update=1000, output_stride=16, eval_batch_size=1, head_dim=256,
+                proj_dim=256, scale_min=0.5, scale_max=2.0, hflip=True, optimizer="sgd", split_bn=False, amp="fp16",
+                eval_centre_crop=513),
+    unimatch=dict(conf_thresh=0.95), dilations=(6, 12, 18), aux=False))  # PASCAL VOC 2012 + SBD (SegmentationClassAug)
+
+# %% ../nbs/02_data.ipynb #4a8a57a6
+register_dataset(DatasetInfo(
+    "cityscapes", tuple(CITYSCAPES_CLASSES), skip_classes=(), layout="cityscapes", splits="shipped", eval_mode="slide",
+    recipe=dict(recipe="official", split=372, crop=800, batch_size=2, epochs=200, sup_only_epochs=10, lr=0.01,
+                head_lr_mult=1.0, backbone="resnet101_u2pl", multi_grid=True, ohem=True, aux_weight=0.4,
+                memory_size=10000, memory_per_update=1000, output_stride=8, eval_batch_size=1, head_dim=256,
+                proj_dim=256, scale_min=0.5, scale_max=2.0, hflip=True, optimizer="sgd", split_bn=False, amp="fp16",
+                eval_centre_crop=800),
+    unimatch=dict(conf_thresh=0.0), dilations=(12, 24, 36), aux=True))  # UniMatch: no threshold on Cityscapes
+
+# %% ../nbs/02_data.ipynb #8d895295
+register_dataset(DatasetInfo(
+    "folder", (), skip_classes=(), layout="folder", splits="folder", eval_mode="slide",  # classes: `folder_dataset`
+    recipe=dict(recipe="paper", split=0, crop=321, batch_size=4, epochs=40, sup_only_epochs=2, optimizer="adamw",
+                lr=0.001, head_lr_mult=1.0,  # your own images (split 0: all): a from-scratch start; with --pretrained, sgd
+                backbone="resnet50", ohem=False, aux_weight=0.0, memory_size=5000, memory_per_update=500,
+                output_stride=16, eval_batch_size=1, head_dim=256, proj_dim=256, scale_min=0.5, scale_max=2.0,
+                hflip=True, split_bn=False, multi_grid=False, amp="none", eval_centre_crop=0),
+    unimatch=dict(conf_thresh=0.95)))
 
 # %% ../nbs/02_data.ipynb #6fd7f608
 _PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "brick", "grass", "gravel", "camera", "coins",
@@ -274,8 +351,7 @@ def split_lists(dataset: str, # 'embedded', 'pascal' or 'cityscapes'
                 eval_split: str = "val", # embedded: 'val', or 'test' (the held-out test split, for final tables)
                ) -> tuple[list[str], list[str], list[str]]: # (labelled, unlabelled, val or test) names
     "Sample names of the labelled, unlabelled and evaluation sets of a split."
-    dataset_info(dataset)
-    if dataset != "embedded":
+    if dataset_spec(dataset).splits != "built":  # the shipped lists (a folder's: `folder_lists`)
         if split_seed != 0: raise DataError(f"split_seed={split_seed} is out of range for {dataset}: its splits are the "
                                             "shipped ones (allowed is 0)")
         if eval_split != "val": raise DataError(f"eval_split={eval_split!r} is out of range for {dataset}: allowed is val")
@@ -297,10 +373,10 @@ def split_lists(dataset: str, # 'embedded', 'pascal' or 'cityscapes'
 
 # %% ../nbs/02_data.ipynb #b8335457
 def sample_paths(dataset: str, root, name: str) -> tuple[Path, Path]:
-    "(image, label) paths of sample `name`: VOC layout for pascal/embedded, `leftImg8bit`/`gtFine` for Cityscapes."
-    root = Path(root)
-    if dataset == "folder": return root / "images" / name, root / "masks" / f"{Path(name).stem}.png"
-    if dataset == "cityscapes":
+    "(image, label) paths of sample `name` in the dataset's `layout`: VOC's, Cityscapes' `leftImg8bit`/`gtFine`, a folder's."
+    root, layout = Path(root), dataset_spec(dataset).layout
+    if layout == "folder": return root / "images" / name, root / "masks" / f"{Path(name).stem}.png"
+    if layout == "cityscapes":
         lab = name.replace("leftImg8bit/", "gtFine/").replace("_leftImg8bit.png", "_gtFine_labelTrainIds.png")
         return root / name, root / lab
     return root / "JPEGImages" / f"{name}.jpg", root / "SegmentationClassAug" / f"{name}.png"

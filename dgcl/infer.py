@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from .data import (DataError, SegDataset, check_batchable, check_dataset, colorize, dataset_info, folder_dataset,
+from .data import (DataError, SegDataset, check_batchable, check_dataset, colorize, dataset_info, dataset_spec, folder_dataset,
                        folder_lists, make_embedded, normalize, palette, read_image, split_lists)
 from .model import InputRenorm, build_model, upsample
 from .weights import LOCAL_WEIGHTS
@@ -109,9 +109,10 @@ def eval_images(cfg: Config, # the run's configuration
                ) -> tuple[SegDataset, list[str]]: # the evaluation set and its class names
     "The images (and class names) `eval_checkpoint` evaluates: the run's lists, on its data or on `data_root`."
     if split not in ("val", "labelled", "all"): raise ValueError(f"split={split!r} is unknown: allowed are val, labelled, all")
-    root = data_root or cfg.data_root or (str(make_embedded(seed=0)) if cfg.dataset == "embedded" else "")
+    source = dataset_spec(cfg.dataset).splits  # 'built' (embedded), 'folder' or 'shipped'
+    root = data_root or cfg.data_root or (str(make_embedded(seed=0)) if source == "built" else "")
     if not root: raise DataError(f"the run's data_root is empty: pass the folder of its {cfg.dataset} dataset (--data_root)")
-    if cfg.dataset == "folder":
+    if source == "folder":
         fd = folder_dataset(root, cfg.ignore_index, cfg.label_map, n_classes=n_classes)
         own = not data_root or (cfg.data_root and Path(data_root).resolve() == Path(cfg.data_root).resolve())
         mine = Path(run_dir) / "splits" if run_dir is not None else None
@@ -180,7 +181,7 @@ def eval_checkpoint(checkpoint, # RUN/checkpoint.pt
     m = TTA(net, scales, flip, bool(cfg.align_corners)) if tta else net
     bs = batch_size or cfg.eval_batch_size
     if bs < 1: raise ValueError(f"batch_size={bs} is out of range: allowed is ≥ 1")
-    if cfg.dataset == "folder": check_batchable(ds.folder, ds.names, bs, "batch_size")
+    if ds.folder is not None: check_batchable(ds.folder, ds.names, bs, "batch_size")
     crop = eval_crop(cfg)
     r = evaluate(m, DataLoader(ds, batch_size=bs, num_workers=0), n, dev, crop, amp_dtype(cfg, dev),
                  bool(cfg.align_corners))  # as the trainer scored it

@@ -14,6 +14,7 @@ from timm.models import FeatureListNet
 from timm.models.resnet import Bottleneck, ResNet
 from torch import nn
 
+from .data import DatasetInfo, dataset_spec
 from .weights import IMAGENET_MEAN, IMAGENET_STD, LOCAL_WEIGHTS, local_weights
 
 # %% auto #0
@@ -439,25 +440,25 @@ class ViTSeg(nn.Module):
 def build_model(n_classes: int, # number of classes
                 backbone: str = "resnet18", # a timm CNN, a key of BACKBONES ('resnet101_u2pl') or a timm ViT (`ViTSeg`)
                 output_stride: int = 8, # the authors: 16 on VOC, 8 on Cityscapes; no meaning for a ViT
-                dataset: str | None = None, # 'pascal', 'cityscapes' or None
+                dataset: str | None = None, # a key of `DATASETS` ('pascal', 'cityscapes', ...) or None
                 pretrained: bool | str = False, # True: timm's ImageNet weights; a path: a weights file
                 head_dim: int = 256, # channels of `fts`
                 proj_dim: int = 256, # channels of `rep`
-                dilations=None, # ASPP dilations; None: the dataset's
-                aux: bool | None = None, # auxiliary head; None: only for Cityscapes
+                dilations=None, # ASPP dilations; None: the dataset's (`DatasetInfo.dilations`)
+                aux: bool | None = None, # auxiliary head; None: the dataset's (`DatasetInfo.aux`: Cityscapes only)
                 multi_grid: bool = False, # layer4 dilations × (2, 2, 4) (the authors, on both datasets)
                 **kwargs, # passed on to `DeepLabV3Plus` (low_dim, dropout) or `ViTSeg` (dropout, layers, widths)
                ) -> DeepLabV3Plus | ViTSeg:
     "DeepLabV3+ with the dataset's ASPP dilations (12/24/36 and an auxiliary head for Cityscapes, else 6/12/18); a ViT: `ViTSeg`."
-    city = dataset == "cityscapes"
+    spec = dataset_spec(dataset) if dataset is not None else DatasetInfo("", ())  # no dataset: the defaults
     if is_vit(backbone):  # a plain ViT has no stages to dilate and no ASPP: the fusion head instead
         if multi_grid:
             raise ValueError(f"multi_grid=True applies to ResNet stages; backbone {backbone!r} is a ViT: use multi_grid=False")
         if dilations is not None:
             raise ValueError(f"dilations={tuple(dilations)!r} are ASPP's; backbone {backbone!r} is a ViT (no ASPP): leave them None")
-        return ViTSeg(n_classes, backbone, head_dim, proj_dim, pretrained=pretrained, aux=city if aux is None else aux,
+        return ViTSeg(n_classes, backbone, head_dim, proj_dim, pretrained=pretrained, aux=spec.aux if aux is None else aux,
                       **kwargs)
-    if dilations is None: dilations = (12, 24, 36) if city else (6, 12, 18)
-    if aux is None: aux = city
+    if dilations is None: dilations = spec.dilations
+    if aux is None: aux = spec.aux
     return DeepLabV3Plus(n_classes, backbone, output_stride, tuple(dilations), head_dim, proj_dim,
                          pretrained=pretrained, aux=aux, multi_grid=multi_grid, **kwargs)

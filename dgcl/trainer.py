@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .data import DataError, SegDataset, check_dataset, cutmix, cutmix_masks, dataset_info, make_embedded, split_lists
+from .data import DATASETS, DataError, SegDataset, check_dataset, cutmix, cutmix_masks, dataset_info, dataset_spec
+from .data import make_embedded, split_lists
 from .weights import LOCAL_WEIGHTS
 from .data import IGNORE_INDEX, check_batchable, folder_dataset, folder_lists, resolve_skip, write_folder_lists
 from .entropy import alpha_t, beta_t, drop_uncertain, pixel_entropy, progress
@@ -34,43 +35,20 @@ from .model import build_model, param_groups, resize_labels as _nearest, upsampl
 from .sampling import ANCHOR_SELECT
 
 # %% auto #0
-__all__ = ['METHODS', 'CONSISTENCY', 'CONTRASTIVE', 'DATASETS', 'OPTIMIZERS', 'EMBEDDED_TEST', 'RECIPES', 'PROCEDURES',
-           'RECIPE_DEFAULTS', 'UNIMATCH', 'CONSISTENCY_FIELDS', 'PRECISIONS', 'Config', 'ema_update', 'copy_params',
-           'ema_decay_at', 'poly_lr', 'make_optimizer', 'ohem_ce', 'confusion', 'iou_from_confusion', 'centre_crop',
-           'slide_logits', 'evaluate', 'StreamSampler', 'Keyed', 'Interrupted', 'Trainer', 'native_precision',
-           'resolve_precision', 'contra_ready', 'paper_protocol']
+__all__ = ['METHODS', 'CONSISTENCY', 'CONTRASTIVE', 'OPTIMIZERS', 'EMBEDDED_TEST', 'RECIPES', 'PROCEDURES', 'RECIPE_DEFAULTS',
+           'UNIMATCH', 'CONSISTENCY_FIELDS', 'PRECISIONS', 'Config', 'ema_update', 'copy_params', 'ema_decay_at',
+           'poly_lr', 'make_optimizer', 'ohem_ce', 'confusion', 'iou_from_confusion', 'centre_crop', 'slide_logits',
+           'evaluate', 'StreamSampler', 'Keyed', 'Interrupted', 'Trainer', 'native_precision', 'resolve_precision',
+           'contra_ready', 'paper_protocol']
 
 # %% ../nbs/11_trainer.ipynb #26863268
 METHODS = ("supervised", "selftrain", "dgcl", "unimatch", "unimatch_dgcl")
 CONSISTENCY = ("unimatch", "unimatch_dgcl")  # weak-to-strong consistency (SPEC §11): nbs/12_consistency.ipynb
 CONTRASTIVE = ("dgcl", "unimatch_dgcl")  # methods with the memory bank and L_contra
-DATASETS = ("embedded", "pascal", "cityscapes", "folder")
 OPTIMIZERS = ("sgd", "adamw")
-EMBEDDED_TEST = 1000  # held-out test images of the embedded dataset (built when a run asks for eval_split='test')
+EMBEDDED_TEST = DATASETS["embedded"].test_images  # held-out test images of the embedded dataset (eval_split='test')
 
-RECIPES = {  # what belongs to a dataset (SPEC §9, §12); `embedded` is sized for a 2-core CPU
-    "pascal": dict(recipe="official", split=366, crop=513, batch_size=4, epochs=80, sup_only_epochs=1, lr=0.001,
-                   head_lr_mult=10.0, backbone="resnet101_u2pl", multi_grid=True, ohem=False, aux_weight=0.0, memory_size=10000,
-                   memory_per_update=1000, output_stride=16, eval_batch_size=1, head_dim=256, proj_dim=256,
-                   scale_min=0.5, scale_max=2.0, hflip=True, optimizer="sgd", split_bn=False, amp="fp16",
-                   eval_centre_crop=513),
-    "cityscapes": dict(recipe="official", split=372, crop=800, batch_size=2, epochs=200, sup_only_epochs=10, lr=0.01,
-                       head_lr_mult=1.0, backbone="resnet101_u2pl", multi_grid=True, ohem=True, aux_weight=0.4, memory_size=10000,
-                       memory_per_update=1000, output_stride=8, eval_batch_size=1, head_dim=256, proj_dim=256,
-                       scale_min=0.5, scale_max=2.0, hflip=True, optimizer="sgd", split_bn=False, amp="fp16",
-                       eval_centre_crop=800),
-    "embedded": dict(recipe="paper", image_size=96, split=96, crop=96, batch_size=8, epochs=4, sup_only_epochs=1,
-                     optimizer="adamw", lr=0.001, head_lr_mult=1.0, backbone="mobilenetv2_100",
-                     pretrained="mobilenetv2_100.torchvision", output_stride=16, multi_grid=False, ohem=False,
-                     aux_weight=0.0, memory_size=2000, memory_per_update=500, eval_batch_size=50, head_dim=128,
-                     proj_dim=128, scale_min=0.75, scale_max=1.25, hflip=False, split_bn=True, amp="bf16",
-                     channels_last=True, eval_centre_crop=0, ema_decay=0.99),  # the testbed: README "The embedded testbed"
-    "folder": dict(recipe="paper", split=0, crop=321, batch_size=4, epochs=40, sup_only_epochs=2, optimizer="adamw", lr=0.001,
-                   head_lr_mult=1.0,  # your own images (split 0: all): a from-scratch start; with --pretrained, sgd
-                   backbone="resnet50", ohem=False, aux_weight=0.0, memory_size=5000, memory_per_update=500,
-                   output_stride=16, eval_batch_size=1, head_dim=256, proj_dim=256, scale_min=0.5, scale_max=2.0,
-                   hflip=True, split_bn=False, multi_grid=False, amp="none", eval_centre_crop=0),
-}
+RECIPES = {n: d.recipe for n, d in DATASETS.items()}  # what belongs to a dataset (SPEC §9, §12): the registry's
 
 PROCEDURES = {  # how the authors' released code trains (SPEC §12) and what the paper's text says (SPEC §1–9)
     "official": dict(clean_view=True, contra_view="clean", contra_labels_at="features", lambda_unsup=0.5,
@@ -86,10 +64,7 @@ PROCEDURES = {  # how the authors' released code trains (SPEC §12) and what the
 }
 RECIPE_DEFAULTS = dict(amp="none", channels_last=False, fused_optimizer=False, pretrained="", weight_decay=1e-4,
                        ema_decay=0.999)  # float32, the per-tensor optimiser
-UNIMATCH = {  # the consistency methods' values that belong to a dataset: UniMatch's published threshold (SPEC §11)
-    "pascal": dict(conf_thresh=0.95), "cityscapes": dict(conf_thresh=0.0),
-    "embedded": dict(conf_thresh=0.95), "folder": dict(conf_thresh=0.95),  # UniMatch: 0.95 everywhere but Cityscapes
-}
+UNIMATCH = {n: d.unimatch for n, d in DATASETS.items()}  # the consistency methods' values of a dataset (SPEC §11)
 CONSISTENCY_FIELDS = ("conf_thresh", "weak_from", "jitter_p", "jitter_bcs", "jitter_hue", "gray_p", "blur_p",
                       "blur_sigma_min", "blur_sigma_max", "strong_box_min", "strong_box_max", "strong_box_ratio",
                       "fp_dropout", "weight_s1", "weight_s2", "weight_fp", "contra_on")  # newer than some checkpoints
@@ -202,12 +177,13 @@ class Config:
         "A copy with every `None` replaced by the recipe's value, then the dataset's (not validated: see `resolved`)."
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset={self.dataset!r} is unknown: allowed are {', '.join(DATASETS)}")
-        recipe = self.recipe or RECIPES[self.dataset]["recipe"]
+        spec = DATASETS[self.dataset]  # the registry (nbs/02_data.ipynb)
+        recipe = self.recipe or spec.recipe["recipe"]
         if recipe not in PROCEDURES:
             raise ValueError(f"recipe={recipe!r} is unknown: allowed are {', '.join(PROCEDURES)}")
         proc = {k: v for k, v in PROCEDURES[recipe].items() if k not in DATASETS}
         proc |= PROCEDURES[recipe].get(self.dataset, {})
-        values = {**RECIPE_DEFAULTS, **UNIMATCH[self.dataset], **RECIPES[self.dataset], **proc, "recipe": recipe}
+        values = {**RECIPE_DEFAULTS, **spec.unimatch, **spec.recipe, **proc, "recipe": recipe}
         if self.pretrained is None and self.backbone is not None and self.backbone != values.get("backbone"):
             values["pretrained"] = ""  # the recipe's weights belong to the recipe's backbone: another starts from scratch
         return dataclasses.replace(self, **{k: v for k, v in values.items() if getattr(self, k) is None})
@@ -515,16 +491,16 @@ class Trainer:
         return ck
 
     def _build_data(self):
-        cfg = self.cfg
-        if cfg.dataset != "folder" and (cfg.ignore_index != IGNORE_INDEX or cfg.label_map or cfg.background):
+        cfg, spec = self.cfg, dataset_spec(self.cfg.dataset)
+        if spec.splits != "folder" and (cfg.ignore_index != IGNORE_INDEX or cfg.label_map or cfg.background):
             raise ValueError(f"ignore_index, label_map and background are options of dataset=folder: {cfg.dataset} "
                              f"labels ignore {IGNORE_INDEX} and its background class is known")
         root = cfg.data_root or (str(make_embedded(
-            seed=0, size=cfg.image_size, split_seeds=(cfg.split_seed,), n_test=EMBEDDED_TEST if cfg.eval_split == "test"
-            else 0)) if cfg.dataset == "embedded" else "")
+            seed=0, size=cfg.image_size, split_seeds=(cfg.split_seed,), n_test=spec.test_images if cfg.eval_split == "test"
+            else 0)) if spec.splits == "built" else "")
         if not root: raise ValueError(f"data_root is empty: dataset={cfg.dataset} needs the folder that holds it")
         self.data_root, self.new_split, extra = root, None, {}
-        if cfg.dataset == "folder":  # classes, mask table and split lists come from the folder (02_data)
+        if spec.splits == "folder":  # classes, mask table and split lists come from the folder (02_data)
             fd = folder_dataset(root, cfg.ignore_index, cfg.label_map)
             mine = self.run_dir / "splits"  # a resumed run keeps the split it generated
             lab, unl, val, made = folder_lists(fd, cfg.split, cfg.seed, cfg.val_fraction, mine if cfg.resume and
@@ -947,7 +923,8 @@ def _val_loader(self: Trainer, split: str = "val"):
 
 @patch
 def _eval_crop(self: Trainer):
-    return self.cfg.crop if self.cfg.dataset in ("cityscapes", "folder") else None
+    "The sliding window of a dataset scored by windows (`DatasetInfo.eval_mode`): the training crop; None: whole images."
+    return self.cfg.crop if DATASETS[self.cfg.dataset].eval_mode == "slide" else None
 
 @patch
 def evaluate(self: Trainer, model, centre_crop_size: int = 0, split: str = "val") -> dict:
