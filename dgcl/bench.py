@@ -374,7 +374,7 @@ def step_batch(tr) -> tuple:
     (x_l, y_l), (x_u, ign_u) = next(iter(zip(*tr.loaders(tr.warm_step))))
     return x_l, y_l, x_u, ign_u
 
-def run_train_step(tr, batch: tuple) -> dict:
+def run_train_step(tr, batch: tuple):
     "Adapter: one `train_step` of `tr` on a host batch, at the first semi-supervised step every time."
     tr.step = tr.warm_step if tr.cfg.method != "supervised" else 0  # same seed, same schedule point, each call
     x_l, y_l, x_u, ign_u = (tr._to_device(t) for t in batch)
@@ -409,9 +409,9 @@ def train_step_bench(repeats: int = 15, # timed rounds (after one warm-up)
             for key in keys[r % len(keys):] + keys[:r % len(keys)]:
                 tr = trs[key]
                 _sync(tr.device); t0 = time.perf_counter()
-                run_train_step(tr, batch)
+                res = run_train_step(tr, batch)
                 _sync(tr.device); dt = time.perf_counter() - t0
-                if key[1] == "dgcl" and not tr.contra_ran: raise RuntimeError("the DGCL term did not run")
+                if key[1] == "dgcl" and not res.contra_ran: raise RuntimeError("the DGCL term did not run")
                 if r > 0: times[key].append(dt)
             log(f"  round {r}/{repeats}{' (warm-up)' if r == 0 else ''}")
         lt = trs[variants[0], kinds[-1]]

@@ -13,8 +13,7 @@ from fastcore.basics import patch
 
 from .data import MEAN, STD, cutmix
 from .entropy import alpha_t, drop_uncertain, pixel_entropy, progress
-from .loss import dgcl_loss
-from .trainer import Trainer, _nearest, contra_ready
+from .trainer import Trainer, _nearest
 
 # %% auto #0
 __all__ = ['grayscale', 'rgb_to_hsv', 'hsv_to_rgb', 'colour_ops', 'gaussian_blur', 'strong_augment', 'box_masks',
@@ -186,7 +185,7 @@ def weak_contra_labels(self: Trainer, small: torch.Tensor, weak: torch.Tensor, i
 
 @patch
 def consistency_terms(self: Trainer, x_l, y_l, x_u, ign_u, g) -> tuple:
-    "A semi-supervised step of `unimatch` / `unimatch_dgcl` (SPEC §11): `(out, terms, feats, cache, ran)` for `train_step`."
+    "A semi-supervised step of `unimatch` / `unimatch_dgcl` (SPEC §11): `(out, terms, feats)` for `train_step`."
     cfg, B, (H, W) = self.cfg, x_l.shape[0], x_u.shape[-2:]
     s1, s2, m1, m2 = self.strong_views(x_u, g)
     S1, S2, L, U, FP = (slice(i * B, (i + 1) * B) for i in range(5))  # the blocks of rows of the student's output
@@ -204,8 +203,8 @@ def consistency_terms(self: Trainer, x_l, y_l, x_u, ign_u, g) -> tuple:
     lo = unimatch_loss(sup, up(S1), up(S2), up(FP), weak, ign_u, m1, m2, cfg.conf_thresh,
                        (cfg.weight_s1, cfg.weight_s2, cfg.weight_fp), self.ignore)
     self.consistency_stats = {k: lo[k].detach() for k in ("s1", "s2", "fp")}  # the last step's terms, for inspection
-    terms, feats, cache, ran = {"sup": sup, "unsup": lo["unsup"]}, None, None, False  # train_step: (sup + unsup) / 2
-    if cfg.method == "unimatch_dgcl":
+    terms, feats = {"sup": sup, "unsup": lo["unsup"]}, None  # train_step: (sup + unsup) / 2
+    if self.method.contrastive:  # what L_contra and the bank see; `train_step` runs the term (`contra_term`)
         size, yc = out["fts"].shape[-2:], self.weak_contra_labels(small, weak, ign_u)  # the weak view's labels
         if cfg.contra_on == "weak":  # labelled + weak rows
             fts, rep = out["fts"][2 * B:4 * B], out["rep"][2 * B:4 * B]
@@ -213,13 +212,5 @@ def consistency_terms(self: Trainer, x_l, y_l, x_u, ign_u, g) -> tuple:
         else:  # labelled + both strong rows, the weak view's labels mixed as the images were
             fts, rep = (torch.cat([out[k][L], out[k][:2 * B]]) for k in ("fts", "rep"))
             labels = self.contra_labels(y_l, torch.cat([cutmix(yc, m1)[0], cutmix(yc, m2)[0]]), size)
-        feats, lc = (fts, rep, labels), None
-        ready = contra_ready(self.bank, cfg.contra_start)  # None: the term waits for a full bank
-        if ready is not None:
-            cache, self.contra_stats = {}, {}
-            lc = dgcl_loss(rep, fts, labels, self.bank, cfg.tau, cfg.n_anchors, cfg.n_pos, cfg.n_neg, self.ignore,
-                           self.skip_classes, cfg.max_pixels, g, cache, ready, anchor_select=cfg.anchor_select,
-                           stats=self.contra_stats)  # Eq. 7–13
-        terms["contra"] = lc if lc is not None else out["rep"].sum() * 0.0  # zero that keeps the graph
-        ran = lc is not None
-    return out, terms, feats, cache, ran
+        feats = (fts, rep, labels)
+    return out, terms, feats

@@ -13,7 +13,7 @@ from .data import DataError
 from .trainer import Config, Interrupted, Trainer
 
 # %% auto #0
-__all__ = ['build_parser', 'parse_config', 'notebook_config', 'main']
+__all__ = ['config_groups', 'build_parser', 'parse_config', 'notebook_config', 'main']
 
 # %% ../nbs/13_train.ipynb #e117ae90
 def _kind(annotation: str):
@@ -23,19 +23,30 @@ def _kind(annotation: str):
     if a.startswith("float"): return float
     return str
 
+def config_groups() -> dict[str, list[str]]:
+    "`Config`'s fields under each `# --- header ---` comment of its source, in order: the sections of the help."
+    import inspect, re
+    names, groups, cur = {f.name for f in dataclasses.fields(Config)}, {}, None
+    for line in inspect.getsource(Config).splitlines():
+        if m := re.match(r"\s*# --- (.+?) ---\s*$", line): cur = groups.setdefault(m.group(1), [])
+        elif (m := re.match(r" {4}(\w+)\s*:", line)) and m.group(1) in names and cur is not None: cur.append(m.group(1))
+    return groups
+
 def build_parser() -> argparse.ArgumentParser:
-    "An argparse parser with one flag per `Config` field; each flag's help is the field's comment in `Config`."
+    "An argparse parser with one flag per `Config` field, in `Config`'s sections; a flag's help is its field's comment."
     from fastcore.docments import docments
     docs = docments(Config)
     p = argparse.ArgumentParser(prog="dgcl-train", description="Train and evaluate DGCL (or a baseline); "
                                 "every flag is a field of dgcl.trainer.Config.")
+    section = {n: g for head, names in config_groups().items() for g in [p.add_argument_group(head)] for n in names}
     for f in dataclasses.fields(Config):
+        p_ = section.get(f.name, p)  # the field's section of the help
         kind, flag = _kind(str(f.type)), "--" + f.name
         doc = (docs.get(f.name) or "").replace("%", "%%")  # argparse formats help with %
         dflt = repr(f.default) if f.default is not None else "the dataset's" if f.name == "recipe" else "the recipe's"
-        if kind == "bool": p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
+        if kind == "bool": p_.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
                                           help=f"{doc} (default: {dflt})" if doc else f"default: {dflt}")
-        else: p.add_argument(flag, type=kind, default=f.default, metavar=kind.__name__.upper(),
+        else: p_.add_argument(flag, type=kind, default=f.default, metavar=kind.__name__.upper(),
                              help=f"{doc} (default: {dflt})" if doc else f"default: {dflt}")
     return p
 

