@@ -13,7 +13,7 @@ SPLITS_DIR = Path(str(files("dgcl"))) / "splits_data"  # shipped as package data
 
 # %% auto #0
 __all__ = ['SPLITS_DIR', 'PROTOCOLS', 'IMAGE_EXTS', 'available_splits', 'protocol', 'get_split', 'get_val', 'make_split',
-           'write_split']
+           'write_split', 'DataError']
 
 # %% ../nbs/01_splits.ipynb #f0bebaa1
 PROTOCOLS = {
@@ -82,3 +82,7 @@ def write_split(folder, labelled: list[str], unlabelled: list[str]):
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     (folder / "labeled.txt").write_text("\n".join(labelled) + "\n")
     (folder / "unlabeled.txt").write_text("\n".join(unlabelled) + "\n")
+
+# %% ../nbs/01_splits.ipynb #4682e626
+class DataError(ValueError):
+    "Bad or missing data; the message is one line naming the path or value and what is wrong with it."

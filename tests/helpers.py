@@ -8,5 +8,5 @@ TINY = ["--epochs", "2", "--sup_only_epochs", "1", "--steps_per_epoch", "5", "--
 
 def tiny_dataset(folder: Path) -> Path:
     "A 40-image embedded dataset (48×48) with a 12-image labelled split that covers all 11 classes."
-    from dgcl.data import make_embedded
+    from dgcl.embedded import make_embedded
     return make_embedded(root=folder, seed=0, n_train=40, n_val=10, size=48, splits=(12,))

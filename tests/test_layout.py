@@ -1,5 +1,5 @@
 """The numbered notebooks are in dependency order: a module of `dgcl` imports only from modules whose notebooks
-(`nbs/NN_name.ipynb`, named in the header nbdev_export writes) carry a lower number, so a reader going 00 → 17 never
+(`nbs/NN_name.ipynb`, named in the header nbdev_export writes) carry a lower number, so a reader going 00 → 18 never
 meets a name before it is defined. Imports inside functions count too, except the named exceptions below."""
 import ast
 import json
@@ -22,8 +22,8 @@ EXCEPTIONS = {
 
 # The same for the notebooks' own (not exported) example and test cells: (notebook name, imported module) -> why.
 NOTEBOOK_EXCEPTIONS = {
-    ("model", "memory"): "the ViT end-to-end check in 04_model runs one DGCL step (a full MemoryBank) through the model",
-    ("model", "loss"): "the ViT end-to-end check in 04_model runs one DGCL step (dgcl_loss, backward) through the model",
+    ("model", "memory"): "the ViT end-to-end check in 05_model runs one DGCL step (a full MemoryBank) through the model",
+    ("model", "loss"): "the ViT end-to-end check in 05_model runs one DGCL step (dgcl_loss, backward) through the model",
 }
 
 

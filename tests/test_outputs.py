@@ -2,7 +2,7 @@
 own notebooks are, so that a reader on a code host or in JupyterLab sees them without running anything.
 
 To refresh one after changing it, from the repository root: `OMP_NUM_THREADS=1 python tools/execute_nb.py
-nbs/07_density.ipynb` (it executes in place, skips the cells nbdev skips, `#| eval: false`, and runs nbdev_clean).
+nbs/08_density.ipynb` (it executes in place, skips the cells nbdev skips, `#| eval: false`, and runs nbdev_clean).
 Plain `jupyter nbconvert --execute --inplace` would also run those cells, which hold benchmarks meant for a shell."""
 import json
 import re
@@ -15,9 +15,10 @@ NBS = ROOT / "nbs"
 
 # notebook -> does it store at least one figure (image/png)?
 COMPONENTS = {
-    "00_reference": False, "01_splits": False, "03_weights": True, "05_entropy": True, "06_sampling": True,
-    "07_density": True, "08_memory": True, "09_loss": True, "10_figures": True, "14_infer": True, "15_bench": True,
-    "17_gpucheck": False,
+    "00_reference": False, "01_splits": False, "02_embedded": True, "03_data": True, "04_weights": True,
+    "05_model": False, "06_entropy": True, "07_sampling": True, "08_density": True, "09_memory": True, "10_loss": True,
+    "11_figures": True, "12_trainer": False, "13_consistency": False, "14_train": False, "15_infer": True,
+    "16_bench": True, "17_ablate": True, "18_gpucheck": False,
 }
 MAX_BYTES = 400_000  # a notebook's stored outputs stay small: no huge printed tensors, figures at a moderate dpi
 SKIPPED = re.compile(r"^#\|\s*(eval:\s*false|notest|slow)\s*$", re.M)  # cells nbdev does not run

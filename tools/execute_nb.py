@@ -1,5 +1,5 @@
 """Execute notebooks in place and clean them, so they are committed with their outputs:
-`OMP_NUM_THREADS=1 python tools/execute_nb.py nbs/07_density.ipynb [more.ipynb ...]`.
+`OMP_NUM_THREADS=1 python tools/execute_nb.py nbs/08_density.ipynb [more.ipynb ...]`.
 
 Like `jupyter nbconvert --to notebook --execute --inplace`, but cells that nbdev does not run (`#| eval: false`, and the
 `tst_flags` of settings.ini: `#| notest`, `#| slow`) are not run here either and keep no output: they hold long
