@@ -32,11 +32,14 @@ def _fixture(folder):
         d.joinpath("metrics.json").write_text(json.dumps(dict(
             method=method, split=48, seed=100, epochs=epochs, lr=0.001, head_lr_mult=1.0, ema_decay=0.99, beta0=20.0,
             output_stride=16, miou_teacher=40.0, miou_student=41.0, seconds=10.0, threads=1, eval_split="val")))
-    d = folder.parent / "diagnosis" / "lam01"
-    d.mkdir(parents=True)
-    d.joinpath("metrics.json").write_text(json.dumps(dict(method="dgcl", lambda_contra=0.1, tau=0.5, precision="bf16",
-        channels_last=True, seed=100, miou_teacher=50.0, miou_student=49.0, eval_split="val")))
-    d.joinpath("log.csv").write_text("step,sup,contra\n0,0.5,\n1,0.3,5.0\n2,0.1,4.0\n")
+    for name, lam in (("base", 1.0), ("lam01", 0.1)):  # diagnosis runs: config and log; one finished (metrics)
+        d = folder.parent / "diagnosis" / name
+        d.mkdir(parents=True)
+        d.joinpath("config.json").write_text(json.dumps(dict(method="dgcl", lambda_contra=lam, tau=0.5, amp="bf16",
+            channels_last=True, split_bn=True, clean_view=False, n_anchors=8, ema_decay=0.99, bank_in_warmup=True,
+            eval_split="val", seed=100)))
+        d.joinpath("log.csv").write_text(f"step,sup,contra\n0,0.5,\n175,{0.2 + lam},5.0\n176,{0.4 + lam},4.0\n300,9.0,9.0\n")
+        if lam < 1: d.joinpath("metrics.json").write_text(json.dumps(dict(miou_teacher=50.0, eval_split="val")))
     return folder
 
 
@@ -67,7 +70,8 @@ def test_results_notebook(root, tmp_path):
     row = f"| bf16 − fp32 | {len(e)} | {e.mean():+.2f} | [{e.mean() - half:+.2f}, {e.mean() + half:+.2f}] |"
     assert row in (runs / "precision.md").read_text(), (runs / "precision.md").read_text()
     diag = (runs / "diagnosis.md").read_text()
-    assert "| lam01 | dgcl | 0.1 |" in diag and "| 0.2 | 4.5 |" in diag, diag  # sup and contra over the steps L_contra ran
+    # sup and contra averaged over the window of the first semi-supervised steps (step 300 is outside it)
+    assert "| lam01 | dgcl | 0.1 | 301 | 0.4 | 4.5 | 50.0 |" in diag and "| base | dgcl | 1.0 | 301 | 1.3 | 4.5 | – |" in diag, diag
     pilot = (runs / "pilot.md").read_text()
     assert "| dev-a | supervised |" in pilot and "| 4 |" in pilot, pilot  # the varied field (epochs) is shown
 
