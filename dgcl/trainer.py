@@ -116,6 +116,7 @@ class Config:
     memory_size: int | None = None  # N entries per class
     memory_per_update: int | None = None  # N_memo
     memory_dtype: str = "float32"  # 'float32' | 'bfloat16' | 'float16' storage of the bank
+    sim_dtype: str = "float32"  # density similarities (Eq. 7–8): 'float32' | 'bfloat16' (the anchor and key pools redone in float32)
 
     # --- data: which images, and their augmentation (SPEC §4) ---
     dataset: str = "embedded"  # 'embedded' | 'pascal' | 'cityscapes'
@@ -255,6 +256,7 @@ class Config:
             ("memory_size", self.memory_size >= self.memory_per_update,
              f"≥ memory_per_update ({self.memory_per_update})"),
             ("memory_dtype", self.memory_dtype in ("float32", "bfloat16", "float16"), "float32, bfloat16 or float16"),
+            ("sim_dtype", self.sim_dtype in ("float32", "bfloat16"), "float32 or bfloat16"),
             ("split", self.split >= 1 or (self.dataset == "folder" and self.split == 0),
              "≥ 1" + (", or 0 for every image with a mask" if self.dataset == "folder" else "")),
             ("epochs", self.epochs >= 1, "≥ 1"), ("sup_only_epochs", 0 <= self.sup_only_epochs <= self.epochs,
@@ -721,7 +723,8 @@ def contra_term(self: Trainer, out: dict, feats: tuple, g) -> tuple:
     fts, rep, labels = feats
     cache, stats = {}, {}  # cache: the densities, reused by the bank update (SPEC §5)
     lc = dgcl_loss(rep, fts, labels, self.bank, cfg.tau, cfg.n_anchors, cfg.n_pos, cfg.n_neg, self.ignore,
-                   self.skip_classes, cfg.max_pixels, g, cache, ready, anchor_select=cfg.anchor_select, stats=stats)
+                   self.skip_classes, cfg.max_pixels, g, cache, ready, sim_dtype=getattr(torch, cfg.sim_dtype),
+                   anchor_select=cfg.anchor_select, stats=stats)
     if lc is None: return out["rep"].sum() * 0.0, False, cache, stats  # no class qualified
     return lc, True, cache, stats
 

@@ -38,6 +38,7 @@ def broken_copy(data, tmp_path):
     (["--method", "fixmatch"], "method='fixmatch' is out of range"),
     (["--split", "13"], "unknown split 13"),
     (["--method", "unimatch", "--conf_thresh", "1.5"], "conf_thresh=1.5 is out of range: allowed is 0..1"),
+    (["--sim_dtype", "float16"], "sim_dtype='float16' is out of range: allowed is float32 or bfloat16"),
     (["--method", "unimatch_dgcl", "--contra_on", "strong", "--recipe", "official"],
      "contra_on='strong' is out of range: allowed is weak when contra_labels_at is features"),
 ])
