@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
 
-from .data import MEAN, STD, cutmix
+from .data import MEAN, STD
 from .entropy import alpha_t, drop_uncertain, pixel_entropy, progress
-from .trainer import Trainer, _nearest
+from .trainer import Trainer, _nearest, cutmix
 
 # %% auto #0
 __all__ = ['grayscale', 'rgb_to_hsv', 'hsv_to_rgb', 'colour_ops', 'gaussian_blur', 'strong_augment', 'box_masks',

@@ -25,9 +25,9 @@ from .embedded import EMBEDDED_CLASSES, _background, _photos, split_dir_name
 __all__ = ['IGNORE_INDEX', 'VOC_CLASSES', 'CITYSCAPES_CLASSES', 'LAYOUTS', 'SPLIT_SOURCES', 'EVAL_MODES', 'DATASETS', 'MEAN',
            'STD', 'MODES', 'FOLDER_EXTS', 'SPLIT_FILES', 'DatasetInfo', 'register_dataset', 'dataset_spec',
            'dataset_info', 'palette', 'colorize', 'split_lists', 'sample_paths', 'check_label', 'read_image',
-           'read_label', 'sample_seed', 'normalize', 'train_transform', 'SegDataset', 'check_dataset', 'cutmix_masks',
-           'cutmix', 'parse_label_map', 'FolderData', 'folder_dataset', 'make_horses', 'folder_lists',
-           'write_folder_lists', 'check_batchable', 'resolve_skip']
+           'read_label', 'sample_seed', 'normalize', 'train_transform', 'SegDataset', 'check_dataset',
+           'parse_label_map', 'FolderData', 'folder_dataset', 'make_horses', 'folder_lists', 'write_folder_lists',
+           'check_batchable', 'resolve_skip']
 
 # %% ../nbs/03_data.ipynb #2df68c9d
 IGNORE_INDEX = 255
@@ -325,55 +325,6 @@ def check_dataset(dataset: str, # 'embedded', 'pascal' or 'cityscapes'
                 if lab.shape != (size[1], size[0]):
                     raise DataError(f"label image {lp} is {lab.shape[1]}×{lab.shape[0]} but its image is "
                                     f"{size[0]}×{size[1]}")
-
-# %% ../nbs/03_data.ipynb #2432b106
-def cutmix_masks(batch: int, # unlabelled batch size (≥ 2)
-                 h: int, w: int, # image size
-                 p: float = 0.5, # probability that an image (or, with `per_batch`, the batch) gets boxes
-                 generator: torch.Generator | None = None, # source of randomness (on `device`)
-                 device=None, # device of the masks (default: the generator's)
-                 aspect=(1 / 3, 3.0), # range of the box's aspect ratio (height/width, relative to the image's)
-                 per_batch: bool = False, # one coin for the whole batch (the authors' code) instead of one per image
-                 box: str = "aspect", # 'aspect': log-uniform aspect ratio | 'width': integer width uniform in (w/2, w)
-                ) -> torch.Tensor: # bool batch×h×w, True where image `(i+1) % batch` is pasted
-    "Random half-area boxes, one per image with probability `p`, as boolean masks."
-    if batch < 2: raise ValueError(f"CutMix needs at least 2 unlabelled images per batch, got {batch}")
-    if box not in ("aspect", "width"): raise ValueError(f"box={box!r} is unknown: allowed are aspect, width")
-    if device is None: device = generator.device if generator is not None else torch.device("cpu")
-    r = torch.rand(batch, 4, generator=generator, device=device, dtype=torch.float32)
-    if box == "aspect":
-        lo, hi = np.log(aspect[0]), np.log(aspect[1])
-        ratio = torch.exp(lo + (hi - lo) * r[:, 0])  # relative aspect ratio, log-uniform
-        bh = (0.5 * ratio).sqrt().clamp(max=1.0)  # box height as a fraction of h
-        bw = (0.5 / bh).clamp(max=1.0); bh = 0.5 / bw  # clip to the image, keep the area at one half
-        bh, bw = (bh * h).round().clamp(1, h), (bw * w).round().clamp(1, w)
-    else:  # the authors' box: width an integer in [w/2 + 1, w), height = round(area / width), area h·w/2
-        lo = w // 2 + 1
-        bw = (lo + (r[:, 0] * max(w - lo, 1)).floor()).clamp(1, w)
-        bh = (h * w / 2 / bw).round().clamp(1, h)
-    y0 = (r[:, 1] * (h - bh + 1)).floor().clamp(max=h - bh)
-    x0 = (r[:, 2] * (w - bw + 1)).floor().clamp(max=w - bw)
-    on = (r[:1, 3] < p).expand(batch) if per_batch else r[:, 3] < p
-    ys = torch.arange(h, device=device, dtype=torch.float32).view(1, h, 1)
-    xs = torch.arange(w, device=device, dtype=torch.float32).view(1, 1, w)
-    y0, x0, bh, bw = (t.view(batch, 1, 1) for t in (y0, x0, bh, bw))
-    return (ys >= y0) & (ys < y0 + bh) & (xs >= x0) & (xs < x0 + bw) & on.reshape(batch, 1, 1)
-
-def cutmix(x: torch.Tensor, # B×C×H×W images
-           masks: torch.Tensor, # B×H×W bool from `cutmix_masks`
-           *others: torch.Tensor, # tensors mixed the same way: B×H×W or B×K×H×W
-          ) -> tuple[torch.Tensor, ...]: # (mixed x, *mixed others)
-    "Paste image `(i+1) % B` into image `i` where `masks[i]` is True; the same for every tensor of `others`."
-    B = x.shape[0]
-    if B < 2: raise ValueError(f"CutMix needs at least 2 unlabelled images per batch, got {B}")
-    if masks.shape != (B, *x.shape[-2:]):
-        raise ValueError(f"CutMix masks have shape {tuple(masks.shape)}, expected {(B, *x.shape[-2:])}")
-    def mix(t):
-        if t.shape[0] != B or t.shape[-2:] != x.shape[-2:]:
-            raise ValueError(f"cannot CutMix a tensor of shape {tuple(t.shape)} with images of shape {tuple(x.shape)}")
-        m = masks.view(B, *([1] * (t.dim() - 3)), *masks.shape[1:])
-        return torch.where(m, t.roll(-1, dims=0), t)
-    return tuple(mix(t) for t in (x, *others))
 
 # %% ../nbs/03_data.ipynb #2b1730fe
 FOLDER_EXTS = (".jpg", ".jpeg", ".png")
