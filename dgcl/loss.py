@@ -90,7 +90,7 @@ def _anchor_stats(labels, n_classes, classes, n_used) -> dict:
     y = labels.reshape(-1)
     counts = torch.bincount(torch.where((y >= 0) & (y < n_classes), y, n_classes), minlength=n_classes + 1)[:n_classes]
     frac = torch.tensor(n_used, dtype=torch.float32, device=y.device) / counts[torch.tensor(classes, device=y.device)]
-    return dict(anchor_fraction=frac, class_pixels=counts,
+    return dict(anchor_fraction=frac, class_pixels=counts, anchor_classes=torch.tensor(classes, device=y.device),
                 anchor_summary=torch.stack([frac.quantile(0.5), (frac <= 0.2).float().mean()]))
 
 def _pad(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

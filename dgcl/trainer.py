@@ -639,9 +639,18 @@ class StepLog:
     "What one training step reports to the run log: its loss terms and, where L_contra ran, the anchors' share."
     terms: dict  # name → 0-d tensor: sup; unsup (semi-supervised steps); contra (only steps where L_contra ran)
     anchors: torch.Tensor | None = None  # (median, share ≤ 20 %) of N_q / class pixels over the anchor classes
+    pixels: torch.Tensor | None = None  # C: each class's pixels in L_contra's labels (after α_t, at the feature size)
+    fractions: torch.Tensor | None = None  # K,2: (anchor class, anchors used / its pixels)
 
     @property
     def contra_ran(self) -> bool: return "contra" in self.terms
+
+    @classmethod
+    def of(cls, terms: dict, ran: bool, stats: dict) -> "StepLog":
+        "The step's log: `L_contra` only where it ran, the anchor statistics of `dgcl_loss` where it ran."
+        fr = torch.stack([stats["anchor_classes"].float(), stats["anchor_fraction"]], 1) if stats else None
+        return cls({k: v for k, v in terms.items() if k != "contra" or ran}, stats.get("anchor_summary"),
+                   stats.get("class_pixels"), fr)
 
 @patch
 def train_step(self: Trainer, x_l, y_l, x_u, ign_u) -> StepLog:
@@ -663,7 +672,7 @@ def train_step(self: Trainer, x_l, y_l, x_u, ign_u) -> StepLog:
     if semi and self.method.contrastive:  # Eq. 7–13 once the bank is full; until then a zero that keeps the graph
         terms["contra"], ran, cache, stats = self.contra_term(out, feats, g)
     loss = self.total_loss(terms, out, semi)  # Eq. 2
-    log = StepLog({k: v for k, v in terms.items() if k != "contra" or ran}, stats.get("anchor_summary"))
+    log = StepLog.of(terms, ran, stats)  # the loss terms and, where L_contra ran, its anchors' share of each class
     if not self._finite(terms): return log  # a skipped step: no update, the bank untouched
     self.contra_steps += ran  # steps whose DGCL term ran (skipped steps do not count)
     self.optimise(loss)
@@ -946,7 +955,7 @@ def _tensorboard(run_dir):
 class RunLog:
     "The run's log on rank 0: `log.csv` (a row a step), TensorBoard scalars and the progress bar; inactive: nothing."
     COLUMNS = ("step", "epoch", "lr", "sup", "unsup", "contra", "bank_full", "bank_emptiest", "anchor_frac_median",
-               "anchor_frac_le20")
+               "anchor_frac_le20", "class_pixels", "anchor_fractions")
 
     def __init__(self, run_dir, # the run's folder: log.csv and tb/ go there
                  start: int = 0, # the step the run starts at; a resumed run's rows from there on are dropped
@@ -975,6 +984,8 @@ class RunLog:
              bank_full: bool = False, # is every class's bank full (False without a bank)
              note: dict | None = None, # `Trainer.bank_note()`: what the bar says of the bank
              anchors=None, # `StepLog.anchors`: (median, share ≤ 20 %) of the anchor fraction, or None
+             pixels=None, # `StepLog.pixels`: C pixel counts of L_contra's labels, or None
+             fractions=None, # `StepLog.fractions`: K,2 (anchor class, anchor fraction), or None
             ):
         "One row of log.csv, the losses as TensorBoard scalars, the bar moved on by one."
         if not self.active: return
@@ -982,7 +993,8 @@ class RunLog:
         af = anchors.tolist() if anchors is not None else ("", "")  # N_q / class pixels
         self.file.write(f"{step},{step / iters_per_epoch:.4f},{lr:.6g},{vals.get('sup', '')},{vals.get('unsup', '')},"
                         f"{vals.get('contra', '')},{int(bank_full)},{note.get('bank', '') if not bank_full else ''},"
-                        f"{af[0]},{af[1]}\n")
+                        f"{af[0]},{af[1]},{' '.join(str(int(n)) for n in pixels.tolist()) if pixels is not None else ''},"
+                        f"{' '.join(f'{int(k)}:{f:.4g}' for k, f in fractions.tolist()) if fractions is not None else ''}\n")
         for k, v in vals.items(): self.scalar(f"loss/{k}", v, step)
         self.bar.update(1); self.bar.set_postfix({k: f"{v:.3f}" for k, v in vals.items()} | note, refresh=False)
 
@@ -1027,7 +1039,7 @@ def fit(self: Trainer) -> dict:
             self.step += 1
             self.seconds = time.time() - t0
             log.step(self.step - 1, self.iters_per_epoch, self.optimizer.param_groups[0]["lr"], vals, full,
-                     self.bank_note() if main else {}, res.anchors)
+                     self.bank_note() if main else {}, res.anchors, res.pixels, res.fractions)
             self.epoch_evals(log, end)
             flag = self._agree(stop["flag"])
             if self.step % cfg.ckpt_every == 0 or flag:
