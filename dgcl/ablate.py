@@ -142,7 +142,8 @@ def execute(run: Run, root: Path, threads: int = 0, twin: Run | None = None, tim
     if twin is not None and twin.done():
         shutil.copy(twin.notebook, run.notebook)
         metrics = json.loads(twin.metrics_path.read_text()) | {"shared_with": str(twin.run_dir)}
-        run.metrics_path.write_text(json.dumps(metrics, indent=1))
+        tmp = run.metrics_path.with_suffix(".json.tmp")  # whole, then renamed: the table writer reads it concurrently
+        tmp.write_text(json.dumps(metrics, indent=1)); tmp.replace(run.metrics_path)
         return metrics
     cmd = [sys.executable, "-m", "papermill", str(root / "nbs" / "train.ipynb"), str(run.notebook), "--cwd", str(root),
            "-k", "python3", "--log-level", "WARNING", "--no-progress-bar"]

@@ -1169,7 +1169,8 @@ def finish(self: Trainer) -> dict:
         warnings.warn(f"L_contra never ran: the memory bank was not full by the last step (emptiest class "
                       f"{self.bank_note()['bank']} entries); a longer schedule or a smaller memory_size starts it")
     if not self.is_main: return metrics
-    (self.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    tmp = self.run_dir / "metrics.json.tmp"  # written whole, then renamed: a reader never sees half a file
+    tmp.write_text(json.dumps(metrics, indent=1)); tmp.replace(self.run_dir / "metrics.json")
     if cfg.figures:
         from dgcl.figures import density_figure, loss_figure, prediction_figure
         loss_figure(self.run_dir / "log.csv", self.run_dir / "loss_curves.png")
