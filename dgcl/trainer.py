@@ -526,8 +526,9 @@ class Trainer:
         theirs = ck["config"]
         mine = dataclasses.asdict(self.cfg)
         free = {"resume", "num_workers", "device", "run_dir", "ckpt_every", "figures", "eval_every", "max_steps"}
+        default = {f.name: f.default for f in dataclasses.fields(Config)}  # a field newer than the checkpoint: its default is what that code did
         diff = [k for k in mine if k not in free and theirs.get(k) != mine[k]
-                and not (k in CONSISTENCY_FIELDS and k not in theirs and not self.method.consistency)]
+                and not (k not in theirs and (mine[k] == default[k] or (k in CONSISTENCY_FIELDS and not self.method.consistency)))]
         if diff:
             k = diff[0]
             raise ValueError(f"run_dir {self.run_dir} holds a checkpoint of a run with other parameters "

@@ -31,7 +31,7 @@ def grad_terms(run_dir: Path, steps: int = 4) -> dict:
     lab, unl = t.loaders(t.step)
     for i, ((x_l, y_l), (x_u, ign_u)) in enumerate(zip(lab, unl)):
         if i >= steps: break
-        terms = t.train_step(*(t._to_device(v) for v in (x_l, y_l, x_u, ign_u)))
+        terms = t.train_step(*(t._to_device(v) for v in (x_l, y_l, x_u, ign_u))).terms  # a StepLog: the terms keep their graph
         grads = {k: torch.autograd.grad(weights[k] * v, [p for _, p in params], retain_graph=True, allow_unused=True)
                  for k, v in terms.items() if v.requires_grad}
         for k, v in terms.items(): losses[k].append(v.item())
