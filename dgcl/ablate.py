@@ -325,6 +325,7 @@ def main(argv=None) -> int:
             if "=" not in kv: raise ValueError(f"--set {kv!r}: expected NAME=VALUE")
             k, v = kv.split("=", 1); extra[k] = v
         runs = plan(a.preset, a.out, a.tables, a.seeds, a.data_root, extra)
+        every = plan(a.preset, a.out, None, a.seeds, a.data_root, extra) if a.tables else runs  # finished twins anywhere
         if not (root / "nbs" / "train.ipynb").exists():
             raise ValueError(f"{root / 'nbs' / 'train.ipynb'} is missing: dgcl.ablate runs from a checkout of the repository")
     except ValueError as e:
@@ -337,8 +338,8 @@ def main(argv=None) -> int:
             return 2
     first = {}  # one execution per distinct parameter set: a finished run if any, else the first in table order
     for r in runs: first.setdefault(r.key, r)
-    for r in runs:
-        if r.done() and not first[r.key].done(): first[r.key] = r
+    for r in every:  # a finished run of any table of the preset, also one left out by --tables
+        if r.key in first and r.done() and not first[r.key].done(): first[r.key] = r
     if a.dry_run:
         for r in runs:
             twin = first[r.key]
