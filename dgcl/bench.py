@@ -344,8 +344,9 @@ STEP_VARIANTS = {  # name: (Config fields, fused optimiser)
     "fp32_fused": (dict(amp="none", channels_last=False), True),
     "bf16": (dict(amp="bf16", channels_last=False), True),
     "bf16_cl": (dict(amp="bf16", channels_last=True), True),
+    "bf16_cl_dw": (dict(amp="bf16", channels_last=True, depthwise_fp32=True), True),  # + slow depthwise convs in fp32
 }
-FAST = "bf16_cl"  # the variant `fp32_over_fast` compares with
+FAST = "bf16_cl_dw"  # the variant `fp32_over_fast` compares with
 TINY = dict(crop=32, batch_size=2, head_dim=16, proj_dim=16, memory_size=20, memory_per_update=10, n_anchors=8,
             n_pos=4, n_neg=16, max_pixels=50)  # seconds, for tests and dry runs
 

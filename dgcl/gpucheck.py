@@ -81,7 +81,7 @@ def gpucheck(device: str = "cuda", # 'cuda' on a GPU machine; 'cpu' only for the
                         "ratios": step["ratios"], "reference_over_project_target": 3.0,
                         "target_met": step["ratios"]["reference_over_project"] >= 3.0}
     log("2/4 whole training steps")
-    ts = train_step_bench(1 if tiny else 10, variants=("fp32", "bf16_cl") if tiny else ("fp32", "fp32_fused", "bf16", "bf16_cl"),
+    ts = train_step_bench(1 if tiny else 10, variants=("fp32", "bf16_cl") if tiny else ("fp32", "fp32_fused", "bf16", "bf16_cl", "bf16_cl_dw"),
                           kinds=("dgcl",) if tiny else ("supervised", "selftrain", "dgcl"), overrides=TINY if tiny else None,
                           device=device, num_workers=0 if tiny else 2, log=lambda s: None)
     log(format_step_table(ts))

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from .data import (DataError, SegDataset, check_batchable, check_dataset, colorize, dataset_info, dataset_spec, folder_dataset,
                        folder_lists, normalize, palette, read_image, split_lists)
 from .embedded import make_embedded
-from .model import InputRenorm, build_model, upsample
+from .model import InputRenorm, build_model, depthwise_float32, upsample
 from .weights import LOCAL_WEIGHTS
 from .splits import IMAGE_EXTS
 from .trainer import Config, Trainer, evaluate, resolve_precision, slide_logits
@@ -70,6 +70,7 @@ def load_run(checkpoint, # RUN/checkpoint.pt
                       multi_grid=bool(cfg.multi_grid))  # the run's dilations: same shapes, other outputs
     if cfg.pretrained in LOCAL_WEIGHTS and hasattr(net, "renorm"):  # the input normalisation those weights expect
         net.renorm = InputRenorm(LOCAL_WEIGHTS[cfg.pretrained]["mean"], LOCAL_WEIGHTS[cfg.pretrained]["std"])
+    if cfg.depthwise_fp32: depthwise_float32(net)  # the run's precision per layer
     if cfg.channels_last: net = net.to(memory_format=torch.channels_last)  # the run's kernels (bf16 sums depend on them)
     try: net.load_state_dict(weights)
     except RuntimeError as e:

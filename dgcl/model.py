@@ -21,7 +21,7 @@ from .weights import IMAGENET_MEAN, IMAGENET_STD, LOCAL_WEIGHTS, local_weights
 __all__ = ['MULTI_GRID', 'BACKBONES', 'upsample', 'resize_labels', 'ConvBNReLU', 'AtrousConv2d', 'ASPP', 'apply_multi_grid',
            'u2pl_backbone', 'load_weights', 'load_u2pl_resnet', 'timm_backbone', 'ProjectionHead', 'InputRenorm',
            'DeepLabV3Plus', 'param_groups', 'is_vit', 'vit_layers', 'vit_backbone', 'to_stride4', 'FusionHead',
-           'ViTSeg', 'build_model']
+           'ViTSeg', 'build_model', 'Float32Forward', 'is_slow_depthwise', 'depthwise_float32']
 
 # %% ../nbs/05_model.ipynb #40ee1c02
 def upsample(x: torch.Tensor, # B,C,h,w logits or features
@@ -462,3 +462,32 @@ def build_model(n_classes: int, # number of classes
     if aux is None: aux = spec.aux
     return DeepLabV3Plus(n_classes, backbone, output_stride, tuple(dilations), head_dim, proj_dim,
                          pretrained=pretrained, aux=aux, multi_grid=multi_grid, **kwargs)
+
+# %% ../nbs/05_model.ipynb #4a679259
+class Float32Forward:
+    "Mixin: the module's `forward` with autocast off, its input cast to the parameters' dtype (float32 under autocast)."
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return super().forward(x.to(self.weight.dtype))
+
+_FLOAT32_CLASSES: dict = {}
+def _float32_class(cls: type) -> type:
+    "`cls` with `Float32Forward` in front, made once per class (so `nn.Conv2d` subclasses keep their own `forward`)."
+    if cls not in _FLOAT32_CLASSES:
+        _FLOAT32_CLASSES[cls] = type(f"Float32{cls.__name__}", (Float32Forward, cls), {"__module__": __name__})
+    return _FLOAT32_CLASSES[cls]
+
+def is_slow_depthwise(m: nn.Module, # any module
+                     ) -> bool: # a depthwise conv (one group per input channel) with a stride or a dilation
+    "The convolutions whose bf16 backward is slow on CPUs: depthwise, and strided or dilated."
+    return (isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels
+            and (m.stride != (1, 1) or m.dilation != (1, 1)))
+
+def depthwise_float32(model: nn.Module, # changed in place (its modules' classes), parameters and state_dict unchanged
+                     ) -> int: # how many convolutions now run in float32 (0 if none, or if already done)
+    "Run every strided or dilated depthwise convolution of `model` in float32 under autocast."
+    n = 0
+    for m in model.modules():
+        if is_slow_depthwise(m) and not isinstance(m, Float32Forward):
+            m.__class__ = _float32_class(type(m)); n += 1
+    return n

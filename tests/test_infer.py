@@ -133,3 +133,14 @@ def test_eval_equals_metrics_official(tmp_path, capsys):
     m = json.loads((run / "metrics.json").read_text())
     assert m["align_corners"] is True and m["multi_grid"] is True
     check_same_as_metrics(run, capsys)
+
+
+def test_eval_equals_metrics_depthwise_fp32(tmp_path, capsys):
+    "A bf16 run with its strided/dilated depthwise convs in float32 is rebuilt with them in float32: the same numbers."
+    run = tmp_path / "run"
+    args = TINY + ["--data_root", str(tiny_dataset(tmp_path / "data")), "--run_dir", str(run), "--amp", "bf16",
+                   "--channels_last", "--depthwise_fp32", "--max_steps", "3"]
+    assert main(args) == 0
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["depthwise_fp32"] is True and m["precision"] == "bf16"
+    check_same_as_metrics(run, capsys)

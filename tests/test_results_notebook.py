@@ -21,8 +21,8 @@ def _fixture(folder):
         r.metrics_path.write_text(json.dumps({**r.params, "miou": miou, "seconds": 100.0, "threads": 1,
                                               "precision": "bf16", "eval_split": "test",
                                               "val": {"teacher": miou + 1.0, "student": miou}}))
-        if r.table == "main" and r.value == "dgcl":  # its float32 twin, scored on val
-            d = folder.parent / "precision" / f"dgcl-fp32-{r.split_seed}-{r.seed}"
+        if r.table == "main" and r.value in ("dgcl", "selftrain"):  # its float32 twin, scored on val
+            d = folder.parent / "precision" / f"{r.value}-fp32-{r.split_seed}-{r.seed}"
             d.mkdir(parents=True)
             d.joinpath("metrics.json").write_text(json.dumps({**r.params, "split_seed": r.split_seed, "eval_split": "val",
                 "miou_teacher": miou + 1.0 + rng.gauss(0, 0.5), "miou_student": miou, "precision": "float32"}))
@@ -40,6 +40,13 @@ def _fixture(folder):
             eval_split="val", seed=100)))
         d.joinpath("log.csv").write_text(f"step,sup,contra\n0,0.5,\n175,{0.2 + lam},5.0\n176,{0.4 + lam},4.0\n300,9.0,9.0\n")
         if lam < 1: d.joinpath("metrics.json").write_text(json.dumps(dict(miou_teacher=50.0, eval_split="val")))
+    for (ss, seed), base_v in {(0, 100): 40.0, (1, 101): 44.0}.items():  # exploratory SGD runs on val
+        for method, gain in (("supervised", 0.0), ("selftrain", 1.5), ("dgcl", 2.5)):
+            d = folder.parent / "sgd" / f"{method}-sgd-s{ss}-seed{seed}"
+            d.mkdir(parents=True)
+            d.joinpath("metrics.json").write_text(json.dumps(dict(method=method, split_seed=ss, seed=seed, optimizer="sgd",
+                lr=0.01, head_lr_mult=10.0, miou_teacher=base_v + gain + 0.1 * ss, eval_split="val")))
+            d.joinpath("log.csv").write_text(f"step,sup\n175,0.2\n176,0.4\n")
     return folder
 
 
@@ -62,13 +69,17 @@ def test_results_notebook(root, tmp_path):
     for t in ("lambda_contra", "tau", "beta0", "n_anchors", "anchors"): assert f"**{t}**" in md
     assert "sparsest − densest" in md and "unimatch_dgcl-perturbed − unimatch" in md and (runs / "main_paired.png").exists()
     # bf16 − fp32 on val: the main table's recorded val scores against the float32 twins, paired by replicate
-    prec = sorted((runs.parent / "precision").glob("*/metrics.json"))
-    fp32 = {(m["split_seed"], m["seed"]): m["miou_teacher"] for m in map(lambda p: json.loads(p.read_text()), prec)}
-    e = np.array([json.loads(p.metrics_path.read_text())["val"]["teacher"] - fp32[p.split_seed, p.seed]
-                  for p in main if p.value == "dgcl"])
-    half = stats.t.ppf(0.975, len(e) - 1) * e.std(ddof=1) / np.sqrt(len(e))
-    row = f"| bf16 − fp32 | {len(e)} | {e.mean():+.2f} | [{e.mean() - half:+.2f}, {e.mean() + half:+.2f}] |"
-    assert row in (runs / "precision.md").read_text(), (runs / "precision.md").read_text()
+    prec = [json.loads(p.read_text()) for p in sorted((runs.parent / "precision").glob("*/metrics.json"))]
+    for method in ("dgcl", "selftrain"):
+        fp32 = {(m["split_seed"], m["seed"]): m["miou_teacher"] for m in prec if m["method"] == method}
+        e = np.array([json.loads(p.metrics_path.read_text())["val"]["teacher"] - fp32[p.split_seed, p.seed]
+                      for p in main if p.value == method])
+        half = stats.t.ppf(0.975, len(e) - 1) * e.std(ddof=1) / np.sqrt(len(e))
+        row = f"| {method} | bf16 − fp32 | {len(e)} | {e.mean():+.2f} | [{e.mean() - half:+.2f}, {e.mean() + half:+.2f}] |"
+        assert row in (runs / "precision.md").read_text(), (runs / "precision.md").read_text()
+    sgd = (runs / "sgd.md").read_text()  # paired by replicate: +2.5 and +2.5 → mean +2.50, zero spread
+    assert "| dgcl − supervised | 2 | +2.50 | [+2.50, +2.50] |" in sgd and "| selftrain − supervised | 2 | +1.50 |" in sgd, sgd
+    assert "| 0.3 |" in sgd, sgd  # the mean supervised loss of the window
     diag = (runs / "diagnosis.md").read_text()
     # sup and contra averaged over the window of the first semi-supervised steps (step 300 is outside it)
     assert "| lam01 | dgcl | 0.1 | 301 | 0.4 | 4.5 | 50.0 |" in diag and "| base | dgcl | 1.0 | 301 | 1.3 | 4.5 | – |" in diag, diag
