@@ -358,7 +358,8 @@ def main(argv=None) -> int:
     # originals first, then the runs that copy them
     originals = [r for r in todo if first[r.key] is r]
     copies = [r for r in todo if first[r.key] is not r]
-    for batch in (originals, copies):
+    ready = [r for r in copies if first[r.key].done()]  # copies of finished runs: made first, so tables fill at once
+    for batch in (ready, originals, [r for r in copies if r not in ready]):
         with ThreadPoolExecutor(a.jobs) as pool:
             futures = {}
             for r in batch:
