@@ -159,7 +159,7 @@ def execute(run: Run, root: Path, threads: int = 0, twin: Run | None = None, tim
 
 # %% ../nbs/17_ablate.ipynb #8696469c
 def collect(runs: list[Run]):
-    "Long-form DataFrame of the finished runs: table, split, value, seed, miou."
+    "Long-form DataFrame of the finished runs: table, split, value, seed, miou (`shared`: a copy of another cell's run)."
     import pandas as pd
     rows = []
     for r in runs:
@@ -167,9 +167,9 @@ def collect(runs: list[Run]):
         m = json.loads(r.metrics_path.read_text())
         rows.append(dict(table=r.table, split=r.split, value=r.value, split_seed=r.split_seed, seed=r.seed,
                          miou=m["miou"], eval_split=m.get("eval_split", "val"), seconds=m.get("seconds"),
-                         threads=m.get("threads"), precision=m.get("precision")))
+                         threads=m.get("threads"), precision=m.get("precision"), shared=bool(m.get("shared_with"))))
     return pd.DataFrame(rows, columns=["table", "split", "value", "split_seed", "seed", "miou", "eval_split", "seconds",
-                                       "threads", "precision"])
+                                       "threads", "precision", "shared"])
 
 def table_frame(df, table: str, paper_split: dict | None = None, values=None):
     "The table in the supplementary's layout: (cells as 'mean ± std' strings, means, stds), rows = splits."
