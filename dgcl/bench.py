@@ -345,8 +345,9 @@ STEP_VARIANTS = {  # name: (Config fields, fused optimiser)
     "bf16": (dict(amp="bf16", channels_last=False), True),
     "bf16_cl": (dict(amp="bf16", channels_last=True), True),
     "bf16_cl_dw": (dict(amp="bf16", channels_last=True, depthwise_fp32=True), True),  # + slow depthwise convs in fp32
+    "bf16_cl_dw_bits": (dict(amp="bf16", channels_last=True, depthwise_fp32=True, fast_dropout=True), True),  # + bits dropout
 }
-FAST = "bf16_cl_dw"  # the variant `fp32_over_fast` compares with
+FAST = "bf16_cl_dw_bits"  # the variant `fp32_over_fast` compares with
 TINY = dict(crop=32, batch_size=2, head_dim=16, proj_dim=16, memory_size=20, memory_per_update=10, n_anchors=8,
             n_pos=4, n_neg=16, max_pixels=50)  # seconds, for tests and dry runs
 
@@ -441,11 +442,12 @@ def _bf16_flags() -> list[str]:
 def format_step_table(res: dict) -> str:
     "The train-step medians as a printable table (ms), with the ratio to the float32 path."
     n, base = res["network"], res["baseline"]
+    w = max(12, 2 + max(map(len, res["median_s"])))  # the variant column
     lines = [f"train_step, embedded recipe ({n['backbone']}, crop {n['crop']}, batch {n['batch_size']}+{n['batch_size']}, "
              f"bank {n['memory_size']}/class), {res['device']}, {res['threads']} threads, median of {res['repeats']}",
-             f"{'variant':<12}" + "".join(f"{k + ' ms':>16}{'×':>7}" for k in res["kinds"])]
+             f"{'variant':<{w}}" + "".join(f"{k + ' ms':>16}{'×':>7}" for k in res["kinds"])]
     for v, row in res["median_s"].items():
-        lines.append(f"{v:<12}" + "".join(f"{row[k] * 1e3:>16.0f}{res['fp32_over'][v][k]:>7.2f}" for k in res["kinds"]))
+        lines.append(f"{v:<{w}}" + "".join(f"{row[k] * 1e3:>16.0f}{res['fp32_over'][v][k]:>7.2f}" for k in res["kinds"]))
     lines.append(f"{base} / {res['fast']}: " + ", ".join(f"{k} {r:.2f}×" for k, r in res["fp32_over_fast"].items()))
     lines.append(f"data loading ({res['loader']['num_workers']} worker): {res['loader']['seconds_per_batch_pair'] * 1e3:.0f} ms "
                  "per labelled+unlabelled batch pair")

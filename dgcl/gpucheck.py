@@ -69,7 +69,7 @@ def gpucheck(device: str = "cuda", # 'cuda' on a GPU machine; 'cpu' only for the
              out: str | Path = "runs/bench/gpucheck.json", log=print) -> dict:
     "DGCL-step benchmark, train-step benchmark, short AMP runs (none, bf16, fp16) and a resume check; one JSON."
     import tempfile
-    from dgcl.bench import TINY, bench, format_step_table, format_table, train_step_bench
+    from dgcl.bench import STEP_VARIANTS, TINY, bench, format_step_table, format_table, train_step_bench
     res = {"device": device, "tiny": tiny, "torch": torch.__version__, "cuda": torch.version.cuda,
            "gpu": torch.cuda.get_device_name(0) if device.startswith("cuda") else None,
            "bf16_supported": torch.cuda.is_bf16_supported(including_emulation=False) if device.startswith("cuda") else None}
@@ -81,7 +81,7 @@ def gpucheck(device: str = "cuda", # 'cuda' on a GPU machine; 'cpu' only for the
                         "ratios": step["ratios"], "reference_over_project_target": 3.0,
                         "target_met": step["ratios"]["reference_over_project"] >= 3.0}
     log("2/4 whole training steps")
-    ts = train_step_bench(1 if tiny else 10, variants=("fp32", "bf16_cl") if tiny else ("fp32", "fp32_fused", "bf16", "bf16_cl", "bf16_cl_dw"),
+    ts = train_step_bench(1 if tiny else 10, variants=("fp32", "bf16_cl") if tiny else tuple(STEP_VARIANTS),
                           kinds=("dgcl",) if tiny else ("supervised", "selftrain", "dgcl"), overrides=TINY if tiny else None,
                           device=device, num_workers=0 if tiny else 2, log=lambda s: None)
     log(format_step_table(ts))

@@ -21,7 +21,8 @@ from .weights import IMAGENET_MEAN, IMAGENET_STD, LOCAL_WEIGHTS, local_weights
 __all__ = ['MULTI_GRID', 'BACKBONES', 'upsample', 'resize_labels', 'ConvBNReLU', 'AtrousConv2d', 'ASPP', 'apply_multi_grid',
            'u2pl_backbone', 'load_weights', 'load_u2pl_resnet', 'timm_backbone', 'ProjectionHead', 'InputRenorm',
            'DeepLabV3Plus', 'param_groups', 'is_vit', 'vit_layers', 'vit_backbone', 'to_stride4', 'FusionHead',
-           'ViTSeg', 'build_model', 'Float32Forward', 'is_slow_depthwise', 'depthwise_float32']
+           'ViTSeg', 'build_model', 'Float32Forward', 'is_slow_depthwise', 'depthwise_float32', 'bits_dropout',
+           'BitsDropout', 'fast_dropout']
 
 # %% ../nbs/05_model.ipynb #40ee1c02
 def upsample(x: torch.Tensor, # B,C,h,w logits or features
@@ -490,4 +491,37 @@ def depthwise_float32(model: nn.Module, # changed in place (its modules' classes
     for m in model.modules():
         if is_slow_depthwise(m) and not isinstance(m, Float32Forward):
             m.__class__ = _float32_class(type(m)); n += 1
+    return n
+
+# %% ../nbs/05_model.ipynb #1ae775c7
+def bits_dropout(x: torch.Tensor, # any dense tensor (contiguous or channels_last), any float dtype
+                 p: float, # probability of zeroing an element, in [0, 1]
+                 ) -> torch.Tensor: # x with each element zeroed with probability p, the rest scaled by 1/(1-p)
+    "Dropout whose mask comes from 32 random bits per element, drawn 64 at a time from the default generator."
+    if not 0 <= p <= 1: raise ValueError(f"dropout probability p={p} is outside [0, 1]")
+    if p == 0: return x
+    if p == 1: return x * 0
+    n = x.numel()
+    bits = torch.empty((n + 1) // 2, dtype=torch.int64, device=x.device).random_(-2**63, None)  # every 64-bit value
+    r = bits.view(torch.int32)[:n]  # N uniform int32 in [-2³¹, 2³¹)
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        B, C, H, W = x.shape
+        r = r.view(B, H, W, C).permute(0, 3, 1, 2)  # B,C,H,W in x's layout, so that the product stays channels_last
+    else:
+        r = r.view(x.shape)
+    keep = r < round((1 - p) * 2**32) - 2**31  # P(keep) = round((1-p)·2³²) / 2³²
+    return x * keep.to(x.dtype).mul_(1 / (1 - p))
+
+class BitsDropout(nn.Dropout):
+    "`nn.Dropout` drawing its mask with `bits_dropout` (`inplace` is not honoured: it returns a new tensor)."
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return bits_dropout(x, self.p) if self.training else x
+
+def fast_dropout(model: nn.Module, # changed in place (its modules' classes)
+                 ) -> int: # how many `nn.Dropout` layers now draw their masks with `bits_dropout` (0 if none, or if done)
+    "Swap every plain `nn.Dropout` of `model` for `BitsDropout`."
+    n = 0
+    for m in model.modules():
+        if type(m) is nn.Dropout:
+            m.__class__ = BitsDropout; n += 1
     return n

@@ -33,7 +33,7 @@ from .data import IGNORE_INDEX, check_batchable, folder_dataset, folder_lists, r
 from .entropy import alpha_t, beta_t, drop_uncertain, pixel_entropy, progress
 from .loss import dgcl_loss
 from .memory import MemoryBank, world_size
-from .model import build_model, depthwise_float32, param_groups, resize_labels as _nearest, upsample
+from .model import build_model, depthwise_float32, fast_dropout, param_groups, resize_labels as _nearest, upsample
 from .sampling import ANCHOR_SELECT
 
 # %% auto #0
@@ -87,7 +87,8 @@ PROCEDURES = {  # how the authors' released code trains (SPEC §12) and what the
                   align_corners=False,
                   embedded=dict(n_anchors=8)),  # ~100 pixels of a digit class per batch: 8 anchors are ≤ 20 % of them
 }
-RECIPE_DEFAULTS = dict(amp="none", channels_last=False, fused_optimizer=False, depthwise_fp32=False, pretrained="", weight_decay=1e-4,
+RECIPE_DEFAULTS = dict(amp="none", channels_last=False, fused_optimizer=False, depthwise_fp32=False, fast_dropout=False,
+                       pretrained="", weight_decay=1e-4,
                        ema_decay=0.999)  # float32, the per-tensor optimiser
 UNIMATCH = {n: d.unimatch for n, d in DATASETS.items()}  # the consistency methods' values of a dataset (SPEC §11)
 CONSISTENCY_FIELDS = ("conf_thresh", "weak_from", "jitter_p", "jitter_bcs", "jitter_hue", "gray_p", "blur_p",
@@ -168,6 +169,7 @@ class Config:
     channels_last: bool | None = None  # model and image batches in channels_last memory format
     fused_optimizer: bool | None = None  # one fused optimiser kernel: faster, not bit-identical to the per-tensor loop
     depthwise_fp32: bool | None = None  # strided/dilated depthwise convs in float32 under autocast (their bf16 backward is slow on CPUs)
+    fast_dropout: bool | None = None  # dropout masks from random bits (`bits_dropout`): another random stream, less time on CPUs
 
     # --- evaluation ---
     eval_split: str = "val"  # embedded: 'val' (development) | 'test' (the held-out test split, scored once per run)
@@ -493,6 +495,7 @@ class Trainer:
         if cfg.depthwise_fp32 and not depthwise_float32(self.student) and self.amp_dtype is not None:
             print(f"dgcl-train: depthwise_fp32 has nothing to do: backbone {cfg.backbone} has no strided or dilated "
                   "depthwise convolution", file=sys.stderr)
+        if cfg.fast_dropout: fast_dropout(self.student)  # the teacher, copied below, evaluates: it never drops
         if cfg.channels_last: self.student = self.student.to(memory_format=torch.channels_last)
         if self.world > 1 and self.device.type == "cuda":  # SyncBatchNorm runs on GPUs only
             self.student = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.student)
