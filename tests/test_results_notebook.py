@@ -68,6 +68,8 @@ def test_results_notebook(root, tmp_path):
     assert row in md, md
     for t in ("lambda_contra", "tau", "beta0", "n_anchors", "anchors"): assert f"**{t}**" in md
     assert "sparsest − densest" in md and "unimatch_dgcl-perturbed − unimatch" in md and (runs / "main_paired.png").exists()
+    # the framework cells against the main table's baselines, paired on its six replicates
+    assert "| unimatch − selftrain | 6 |" in md and "| unimatch_dgcl-clean − supervised | 6 |" in md, md
     # bf16 − fp32 on val: the main table's recorded val scores against the float32 twins, paired by replicate
     prec = [json.loads(p.read_text()) for p in sorted((runs.parent / "precision").glob("*/metrics.json"))]
     for method in ("dgcl", "selftrain"):
