@@ -144,3 +144,27 @@ def test_eval_equals_metrics_depthwise_fp32(tmp_path, capsys):
     m = json.loads((run / "metrics.json").read_text())
     assert m["depthwise_fp32"] is True and m["precision"] == "bf16"
     check_same_as_metrics(run, capsys)
+
+
+def _confidence_tool():
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("confidence", Path(__file__).parents[1] / "tools" / "confidence.py")
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+
+def test_confidence_tool(embedded_run, tmp_path, capsys):
+    "tools/confidence.py: threshold 0 keeps every pixel (kept accuracy = accuracy), above every confidence none; bad input exits 2."
+    tool = _confidence_tool()
+    keep_all, keep_none = tool.group_stats(embedded_run, 0.0), tool.group_stats(embedded_run, 1.0)
+    for g in ("background", "digits"):
+        acc, kept, acc_kept = (float(v) for v in keep_all[g])
+        assert 0 <= acc <= 1 and kept == 1.0 and abs(acc_kept - acc) < 1e-6
+        assert float(keep_none[g][0]) == acc and float(keep_none[g][1]) < 0.01
+    assert tool.main([str(embedded_run), "--thresh", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "| run | replicates |" in out and f"| {embedded_run.name} | 1 |" in out
+    assert tool.main([str(tmp_path), "--thresh", "0.5"]) == 2  # no config.json
+    assert tool.main([str(embedded_run), "--thresh", "1.5"]) == 2
+    assert "allowed is 0..1" in capsys.readouterr().err

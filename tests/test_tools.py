@@ -1,0 +1,45 @@
+"""tools/paired_runs.py: two sets of run folders paired by (split_seed, seed), on synthetic metrics."""
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tool(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+
+def _run(folder: Path, split_seed: int, seed: int, test: float, val: float, eval_split="test"):
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(dict(split_seed=split_seed, seed=seed)))
+    (folder / "metrics.json").write_text(json.dumps(dict(miou=test, eval_split=eval_split, paper_protocol=dict(
+        per_epoch=[dict(epoch=1, student=1.0), dict(epoch=2, student=2.0, teacher=val)]))))
+
+
+def test_paired_runs(tmp_path, capsys):
+    tool = _tool("paired_runs")
+    a = {(0, 0): (50.0, 60.0), (0, 1): (52.0, 61.0), (1, 0): (47.0, 58.0), (2, 1): (40.0, 40.0)}
+    b = {(0, 0): (55.0, 70.0), (0, 1): (51.0, 66.0), (1, 0): (50.5, 59.0), (2, 0): (99.0, 99.0)}  # (2,1)/(2,0) unpaired
+    for name, runs in (("a", a), ("b", b)):
+        for (s, seed), (t, v) in runs.items(): _run(tmp_path / f"{name}-s{s}-seed{seed}", s, seed, t, v)
+    for score, i in (("test", 0), ("val", 1)):
+        d = np.array([b[k][i] - a[k][i] for k in ((0, 0), (0, 1), (1, 0))])  # the plain restatement
+        half = stats.t.ppf(0.975, 2) * d.std(ddof=1) / np.sqrt(3)
+        assert tool.main([str(tmp_path / "a-*"), str(tmp_path / "b-*"), "--score", score]) == 0
+        out = capsys.readouterr().out
+        assert f"| 3 | {d.mean():+.2f} | [{d.mean() - half:+.2f}, {d.mean() + half:+.2f}] | {d.std(ddof=1):.2f} |" in out
+    # bad input: one line, exit 2
+    assert tool.main([str(tmp_path / "a-*"), str(tmp_path / "b-*"), "--score", "train"]) == 2
+    assert tool.main([str(tmp_path / "none-*"), str(tmp_path / "b-*")]) == 2
+    _run(tmp_path / "c-s0-seed0", 0, 0, 1.0, 1.0, eval_split="val")
+    assert tool.main([str(tmp_path / "a-*"), str(tmp_path / "c-*")]) == 2  # scored on val, asked for test
+    _run(tmp_path / "d-s5-seed5", 5, 5, 1.0, 1.0)
+    assert tool.main([str(tmp_path / "a-*"), str(tmp_path / "d-*")]) == 2  # no shared replicate
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 4 and all(line.startswith("paired_runs: ") for line in err)
