@@ -43,3 +43,19 @@ def test_paired_runs(tmp_path, capsys):
     assert tool.main([str(tmp_path / "a-*"), str(tmp_path / "d-*")]) == 2  # no shared replicate
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 4 and all(line.startswith("paired_runs: ") for line in err)
+
+
+def test_rerun_argv_and_bad_input(tmp_path):
+    "tools/rerun.py: the source's fields with the changes win, booleans as --x/--no-x; bad input exits 2."
+    tool = _tool("rerun")
+    argv = tool.train_argv(dict(method="unimatch", conf_thresh=0.95, hflip=False, split_bn=True, resume=False, x=None,
+                                run_dir="old"), dict(conf_thresh="0"), tmp_path / "new")
+    assert argv == ["--method", "unimatch", "--conf_thresh", "0", "--no-hflip", "--split_bn", "--run_dir", str(tmp_path / "new")]
+    (tmp_path / "new").mkdir(); (tmp_path / "new" / "checkpoint.pt").write_bytes(b"")
+    assert tool.train_argv({}, {}, tmp_path / "new")[-1] == "--resume"
+    src = tmp_path / "src"; src.mkdir(); (src / "config.json").write_text('{"conf_thresh": 0.95}')
+    assert tool.main([str(tmp_path / "none"), str(tmp_path / "b")]) == 2  # no config.json
+    assert tool.main([str(src), str(tmp_path / "b"), "conf_thresh"]) == 2  # not FIELD=VALUE
+    assert tool.main([str(src), str(tmp_path / "b"), "thresh=0"]) == 2  # not a field
+    (tmp_path / "new" / "metrics.json").write_text("{}")
+    assert tool.main([str(src), str(tmp_path / "new"), "conf_thresh=0"]) == 2  # finished run: nothing overwritten
