@@ -21,11 +21,10 @@ from torch.utils.data import DataLoader
 
 from .data import (DataError, SegDataset, check_batchable, check_dataset, colorize, dataset_info, dataset_spec, folder_dataset,
                        folder_lists, normalize, palette, read_image, split_lists)
-from .embedded import make_embedded
 from .model import InputRenorm, build_model, depthwise_float32, upsample
 from .weights import LOCAL_WEIGHTS
 from .splits import IMAGE_EXTS
-from .trainer import Config, Trainer, evaluate, resolve_precision, slide_logits
+from .trainer import Config, Trainer, built_root, evaluate, resolve_precision, slide_logits
 
 # %% auto #0
 __all__ = ['run_config', 'amp_dtype', 'eval_crop', 'load_run', 'TTA', 'eval_images', 'confusion_figure', 'eval_checkpoint',
@@ -112,7 +111,7 @@ def eval_images(cfg: Config, # the run's configuration
     "The images (and class names) `eval_checkpoint` evaluates: the run's lists, on its data or on `data_root`."
     if split not in ("val", "labelled", "all"): raise ValueError(f"split={split!r} is unknown: allowed are val, labelled, all")
     source = dataset_spec(cfg.dataset).splits  # 'built' (embedded), 'folder' or 'shipped'
-    root = data_root or cfg.data_root or (str(make_embedded(seed=0)) if source == "built" else "")
+    root = data_root or cfg.data_root or (built_root(cfg) if source == "built" else "")  # the run's own images
     if not root: raise DataError(f"the run's data_root is empty: pass the folder of its {cfg.dataset} dataset (--data_root)")
     if source == "folder":
         fd = folder_dataset(root, cfg.ignore_index, cfg.label_map, n_classes=n_classes)
@@ -128,7 +127,7 @@ def eval_images(cfg: Config, # the run's configuration
     info = dataset_info(cfg.dataset)
     if info["n_classes"] != n_classes:
         raise DataError(f"the checkpoint's model has {n_classes} classes but {cfg.dataset} has {info['n_classes']}")
-    lab, _, val = split_lists(cfg.dataset, root, cfg.split)
+    lab, _, val = split_lists(cfg.dataset, root, cfg.split, cfg.split_seed)
     names = val if split == "val" else lab
     check_dataset(cfg.dataset, root, {"val": names})
     return SegDataset(cfg.dataset, root, names, "val"), info["classes"]

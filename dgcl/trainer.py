@@ -40,7 +40,7 @@ from .sampling import ANCHOR_SELECT
 __all__ = ['BRANCHES', 'METHODS', 'CONSISTENCY', 'CONTRASTIVE', 'OPTIMIZERS', 'EMBEDDED_TEST', 'RECIPES', 'PROCEDURES',
            'RECIPE_DEFAULTS', 'UNIMATCH', 'CONSISTENCY_FIELDS', 'PRECISIONS', 'Method', 'Config', 'ema_update',
            'copy_params', 'ema_decay_at', 'poly_lr', 'make_optimizer', 'ohem_ce', 'confusion', 'iou_from_confusion',
-           'centre_crop', 'slide_logits', 'evaluate', 'StreamSampler', 'Keyed', 'Interrupted', 'Trainer',
+           'centre_crop', 'slide_logits', 'evaluate', 'StreamSampler', 'Keyed', 'Interrupted', 'built_root', 'Trainer',
            'native_precision', 'resolve_precision', 'contra_ready', 'StepLog', 'cutmix_masks', 'cutmix', 'RunLog',
            'paper_protocol']
 
@@ -469,6 +469,11 @@ class Keyed(Dataset):
 class Interrupted(RuntimeError):
     "Training stopped by SIGTERM/Ctrl-C after writing a checkpoint."
 
+def built_root(cfg: Config) -> str:
+    "The folder of the dataset a run of `cfg` builds itself (embedded): its image size, labelled draw and test split."
+    return str(make_embedded(seed=0, size=cfg.image_size, split_seeds=(cfg.split_seed,),
+                             n_test=dataset_spec(cfg.dataset).test_images if cfg.eval_split == "test" else 0))
+
 class Trainer:
     "Train and evaluate one run of `Config`."
     def __init__(self, cfg: Config, quiet: bool = False):
@@ -551,9 +556,7 @@ class Trainer:
         if spec.splits != "folder" and (cfg.ignore_index != IGNORE_INDEX or cfg.label_map or cfg.background):
             raise ValueError(f"ignore_index, label_map and background are options of dataset=folder: {cfg.dataset} "
                              f"labels ignore {IGNORE_INDEX} and its background class is known")
-        root = cfg.data_root or (str(make_embedded(
-            seed=0, size=cfg.image_size, split_seeds=(cfg.split_seed,), n_test=spec.test_images if cfg.eval_split == "test"
-            else 0)) if spec.splits == "built" else "")
+        root = cfg.data_root or (built_root(cfg) if spec.splits == "built" else "")
         if not root: raise ValueError(f"data_root is empty: dataset={cfg.dataset} needs the folder that holds it")
         self.data_root, self.new_split, extra = root, None, {}
         if spec.splits == "folder":  # classes, mask table and split lists come from the folder (03_data)

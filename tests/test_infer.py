@@ -165,6 +165,19 @@ def test_confidence_tool(embedded_run, tmp_path, capsys):
     assert tool.main([str(embedded_run), "--thresh", "0.5"]) == 0
     out = capsys.readouterr().out
     assert "| run | replicates |" in out and f"| {embedded_run.name} | 1 |" in out
-    assert tool.main([str(tmp_path), "--thresh", "0.5"]) == 2  # no config.json
+    assert tool.main([str(tmp_path), "--thresh", "0.5"]) == 2  # no checkpoint.pt
     assert tool.main([str(embedded_run), "--thresh", "1.5"]) == 2
     assert "allowed is 0..1" in capsys.readouterr().err
+
+
+def test_eval_images_uses_the_runs_embedded_dataset(monkeypatch):
+    "A run without data_root is evaluated on the embedded dataset it trained on: its image size and labelled draw."
+    import dgcl.trainer
+    from dgcl.infer import eval_images
+    from dgcl.trainer import Config
+    seen = {}
+    class Built(Exception): pass
+    def fake(**kw): seen.update(kw); raise Built
+    monkeypatch.setattr(dgcl.trainer, "make_embedded", fake)
+    with pytest.raises(Built): eval_images(Config(image_size=96, split_seed=2, eval_split="test").filled(), 11)
+    assert seen["size"] == 96 and seen["split_seeds"] == (2,) and seen["n_test"] > 0
