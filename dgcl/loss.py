@@ -13,7 +13,7 @@ from .memory import MemoryBank, _gather_pixels
 from .sampling import ANCHOR_SELECT, class_negatives, class_pixels, prototype, select_anchors
 
 # %% auto #0
-__all__ = ['contrastive_loss', 'dgcl_loss']
+__all__ = ['contrastive_loss', 'dgcl_loss', 'boundary_pixels']
 
 # %% ../nbs/10_loss.ipynb #e8436f14
 def contrastive_loss(anchors: torch.Tensor, # K,A,P anchor reps (padded)
@@ -77,7 +77,7 @@ def dgcl_loss(rep: torch.Tensor, # B,P,H,W projections of the student (carry the
         v, top = bank.valid(c), dens.topk(min(n_pos, dens.numel())).indices  # gather only the keys' reps
         protos.append(prototype(_gather_pixels(rep_keys, idx[top]), dens[top], bank.reps[c, v], bank.density[c, v], n_pos))
         negs.append(negatives[c])
-    if stats is not None: stats |= _anchor_stats(labels, bank.n_classes, list(pixels), [len(a) for a in anchors])
+    if stats is not None: stats |= _anchor_stats(labels, bank.n_classes, list(pixels), anchors, ignore_index)
     a_idx, a_mask = _pad(anchors)
     n_idx, n_mask = _pad(negs)
     K, P = len(anchors), rep.shape[1]
@@ -85,13 +85,33 @@ def dgcl_loss(rep: torch.Tensor, # B,P,H,W projections of the student (carry the
     n = _gather_pixels(rep_keys, n_idx.flatten()).view(K, -1, P)  # K,Nn,P detached
     return contrastive_loss(a, a_mask, torch.stack(protos), n, n_mask, tau)  # Eq. 13
 
-def _anchor_stats(labels, n_classes, classes, n_used) -> dict:
-    "Anchor fraction of every anchor class (anchors / class pixels), its median and the share ≤ 20 %, all on the device."
-    y = labels.reshape(-1)
+def boundary_pixels(labels: torch.Tensor, # B,H,W labels
+                    ignore_index: int = 255,
+                   ) -> torch.Tensor: # B,H,W bool
+    "Labelled pixels with a 4-neighbour of another label (ignored pixels and the image's border are no neighbours)."
+    valid = labels != ignore_index
+    out = torch.zeros_like(valid)
+    for dim in (1, 2):  # vertical, then horizontal neighbour pairs
+        n = labels.shape[dim] - 1
+        a, b = labels.narrow(dim, 0, n), labels.narrow(dim, 1, n)
+        diff = (a != b) & valid.narrow(dim, 0, n) & valid.narrow(dim, 1, n)
+        out.narrow(dim, 0, n).logical_or_(diff); out.narrow(dim, 1, n).logical_or_(diff)
+    return out
+
+def _anchor_stats(labels, n_classes, classes, anchors, ignore_index=255) -> dict:
+    "Anchor fraction of every anchor class (anchors / class pixels), its median and the share ≤ 20 %, and the anchors' share on a label boundary against the class's; on the device."
+    y, dev = labels.reshape(-1), labels.device
     counts = torch.bincount(torch.where((y >= 0) & (y < n_classes), y, n_classes), minlength=n_classes + 1)[:n_classes]
-    frac = torch.tensor(n_used, dtype=torch.float32, device=y.device) / counts[torch.tensor(classes, device=y.device)]
-    return dict(anchor_fraction=frac, class_pixels=counts, anchor_classes=torch.tensor(classes, device=y.device),
-                anchor_summary=torch.stack([frac.quantile(0.5), (frac <= 0.2).float().mean()]))
+    cls = torch.tensor(classes, device=dev)
+    n_used = torch.tensor([len(a) for a in anchors], device=dev)
+    frac = n_used.float() / counts[cls]
+    edge = boundary_pixels(labels, ignore_index).reshape(-1)
+    k_of = torch.repeat_interleave(torch.arange(len(classes), device=dev), n_used)  # anchor → its class's position
+    on_edge = torch.bincount(k_of, weights=edge[torch.cat(anchors)].float(), minlength=len(classes))
+    base = torch.bincount(y[edge], minlength=n_classes)[:n_classes][cls].float() / counts[cls]
+    return dict(anchor_fraction=frac, class_pixels=counts, anchor_classes=cls,
+                anchor_summary=torch.stack([frac.quantile(0.5), (frac <= 0.2).float().mean()]),
+                anchor_boundary=torch.stack([on_edge / n_used.clamp(min=1), base], 1))
 
 def _pad(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     "Stack index vectors of different lengths into K,L (padded with index 0) and a K,L validity mask."

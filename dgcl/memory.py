@@ -79,6 +79,10 @@ class MemoryBank(nn.Module):
         "The valid features of class `c` (count[c],D)."
         return self.feats[c, :self._count[c]]
 
+    def queue(self, c: int) -> torch.Tensor:
+        "Row indices of class `c`'s entries in the authors' order, `torch.cat((new, old))[:N]`: newest update first."
+        return (self._ptr[c] - 1 - torch.arange(self._count[c], device=self.feats.device)) % self.size
+
     def push(self, c: int, feats: torch.Tensor, reps: torch.Tensor, density: torch.Tensor | None = None):
         "Enqueue `feats` (m,D) and `reps` (m,P) into class `c`; density is estimated first unless given."
         m = feats.shape[0]
@@ -88,6 +92,7 @@ class MemoryBank(nn.Module):
         if density is None:  # step 2: against the bank before absorbing, 0 while the class holds ≤ per_update
             density = (knn_density(feats, self.class_feats(c), self.ks) if n > self.per_update
                        else torch.zeros(m, device=feats.device))
+        feats, reps, density = feats.flip(0), reps.flip(0), density.flip(0)  # last pixel first (see "Which entries survive")
         first = min(m, self.size - p)  # rows p..p+first, then wrap to 0..m-first
         for dst, src in [(slice(p, p + first), slice(0, first)), (slice(0, m - first), slice(first, m))]:
             if src.stop > src.start:

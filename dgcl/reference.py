@@ -86,11 +86,11 @@ class ListBank:
             d = reference_density(f, self.get(c)[0], self.ks) if self.count(c) > self.per_update else torch.zeros(len(f))
         self.feats[c].insert(0, f.to(self.dtype)); self.reps[c].insert(0, r.to(self.dtype)); self.dens[c].insert(0, d.float())
         excess = self.count(c) - self.size
-        while excess > 0:  # drop the oldest rows: the start of the last chunk
+        while excess > 0:  # the authors' torch.cat((new, old))[:N]: drop the oldest push's *last* rows
             n = len(self.feats[c][-1])
             for l in (self.feats[c], self.reps[c], self.dens[c]):
                 if n <= excess: l.pop()
-                else: l[-1] = l[-1][excess:]
+                else: l[-1] = l[-1][:n - excess]
             excess -= min(n, excess)
 
     def contents(self, c: int):

@@ -41,8 +41,8 @@ __all__ = ['BRANCHES', 'METHODS', 'CONSISTENCY', 'CONTRASTIVE', 'OPTIMIZERS', 'E
            'RECIPE_DEFAULTS', 'UNIMATCH', 'CONSISTENCY_FIELDS', 'PRECISIONS', 'Method', 'Config', 'ema_update',
            'copy_params', 'ema_decay_at', 'poly_lr', 'make_optimizer', 'ohem_ce', 'confusion', 'iou_from_confusion',
            'centre_crop', 'slide_logits', 'evaluate', 'StreamSampler', 'Keyed', 'Interrupted', 'built_root', 'Trainer',
-           'native_precision', 'resolve_precision', 'contra_ready', 'StepLog', 'cutmix_masks', 'cutmix', 'RunLog',
-           'paper_protocol']
+           'processor_model', 'native_precision', 'resolve_precision', 'contra_ready', 'StepLog',
+           'lambda_contra_effective', 'loss_weights', 'cutmix_masks', 'cutmix', 'RunLog', 'paper_protocol']
 
 # %% ../nbs/12_trainer.ipynb #705fb834
 BRANCHES = ("none", "selftrain", "consistency")  # the semi-supervised steps `train_step` knows
@@ -80,7 +80,9 @@ PROCEDURES = {  # how the authors' released code trains (SPEC §12) and what the
                      lambda_contra=0.5, n_anchors=200, unsup_norm="u2pl", bank_in_warmup=False, ema_buffers=False,
                      teacher_bn_warmup=True, teacher_copy_epochs=1, skip_classes="0", cutmix_per="batch",
                      cutmix_box="width", align_corners=True,
-                     cityscapes=dict(crop=769)),  # the authors' Cityscapes dataset class crops 769; 800 is eval only
+                     # L_contra's gradient ÷ the authors' GPU count (SPEC §12: their all_reduce is not differentiated)
+                     pascal=dict(contra_grad_divisor=4),  # inferred: config.yaml "lr: 0.001 # 4GPUs", train.sh GPUs 0-3
+                     cityscapes=dict(crop=769, contra_grad_divisor=8)),  # crop 769: their dataset class; 800 is eval only
     "paper": dict(clean_view=False, contra_view="mixed", contra_labels_at="image", lambda_unsup=1.0, lambda_contra=1.0,
                   n_anchors=256, unsup_norm="mean", bank_in_warmup=True, ema_buffers=True, teacher_bn_warmup=False,
                   teacher_copy_epochs=0, skip_classes="auto", cutmix_per="image", cutmix_box="aspect",
@@ -88,7 +90,7 @@ PROCEDURES = {  # how the authors' released code trains (SPEC §12) and what the
                   embedded=dict(n_anchors=8)),  # ~100 pixels of a digit class per batch: 8 anchors are ≤ 20 % of them
 }
 RECIPE_DEFAULTS = dict(amp="none", channels_last=False, fused_optimizer=False, depthwise_fp32=False, fast_dropout=False,
-                       pretrained="", weight_decay=1e-4,
+                       pretrained="", weight_decay=1e-4, contra_grad_divisor=1,
                        ema_decay=0.999)  # float32, the per-tensor optimiser
 UNIMATCH = {n: d.unimatch for n, d in DATASETS.items()}  # the consistency methods' values of a dataset (SPEC §11)
 CONSISTENCY_FIELDS = ("conf_thresh", "weak_from", "jitter_p", "jitter_bcs", "jitter_hue", "gray_p", "blur_p",
@@ -105,6 +107,7 @@ class Config:
     tau: float = 0.5  # temperature τ of Eq. 13
     lambda_contra: float | None = None  # weight of L_contra (Eq. 2): paper 1, official 0.5
     lambda_unsup: float | None = None  # weight of L_unsup (Eq. 2): paper 1, official 0.5
+    contra_grad_divisor: int | None = None  # L_contra's weight ÷ this (λ_eff = λ_contra / it): official VOC 4, Cityscapes 8 (the authors' GPUs, SPEC §12); else 1
     beta0: float = 20.0  # initial % of pseudo labels dropped by entropy (β0)
     alpha0: float = 80.0  # initial % dropped from the contrastive labels (α_t = max(α0(1-p), α_min))
     alpha_min: float = 10.0  # floor of α_t (%)
@@ -253,6 +256,8 @@ class Config:
             ("method", self.method in METHODS, f"one of {', '.join(METHODS)}"),
             ("tau", self.tau > 0, "tau > 0"),
             ("lambda_contra", self.lambda_contra >= 0, "≥ 0"), ("lambda_unsup", self.lambda_unsup >= 0, "≥ 0"),
+            ("contra_grad_divisor", isinstance(self.contra_grad_divisor, int) and self.contra_grad_divisor >= 1,
+             "an integer ≥ 1"),
             ("beta0", 0 <= self.beta0 <= 100, "0..100"), ("alpha0", 0 <= self.alpha0 <= 100, "0..100"),
             ("alpha_min", 0 <= self.alpha_min <= 100, "0..100"),
             ("n_anchors", self.n_anchors >= 1, "≥ 1"), ("n_pos", self.n_pos >= 1, "≥ 1"), ("n_neg", self.n_neg >= 0, "≥ 0"),
@@ -603,6 +608,14 @@ def _cpu_flags() -> set[str]:
     except OSError: return set()
     return set(next((l.split(":", 1)[1] for l in text.splitlines() if l.startswith("flags")), "").split())
 
+def processor_model() -> str:
+    "The CPU's model name (/proc/cpuinfo, else `platform.processor()`): runs are deterministic on one processor only."
+    try: text = Path("/proc/cpuinfo").read_text()
+    except OSError: text = ""
+    name = next((l.split(":", 1)[1].strip() for l in text.splitlines() if l.startswith("model name")), "")
+    import platform
+    return name or platform.processor() or platform.machine()
+
 def native_precision(amp: str, # 'none' | 'bf16' | 'fp16'
                      device: torch.device) -> bool:
     "Does `device` compute in `amp` natively (not emulated)?"
@@ -640,10 +653,12 @@ def _to_device(self: Trainer, t: torch.Tensor | None) -> torch.Tensor | None:
 
 @patch
 def run_facts(self: Trainer) -> dict:
-    "What the run resolved at start: device, precision (native or emulated), memory format, CPU threads."
+    "What the run resolved at start: device, precision (native or emulated), memory format, CPU threads, the processor."
     return {"device": str(self.device), "device_asked": self.cfg.device, "precision": self.cfg.amp,
             "precision_native": native_precision(self.cfg.amp, self.device),
-            "channels_last": bool(self.cfg.channels_last), "threads": torch.get_num_threads()}
+            "channels_last": bool(self.cfg.channels_last), "threads": torch.get_num_threads(),
+            "processor": processor_model(),
+            "gpu": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else None}
 
 # %% ../nbs/12_trainer.ipynb #234ed4c0
 @dataclass
@@ -653,6 +668,7 @@ class StepLog:
     anchors: torch.Tensor | None = None  # (median, share ≤ 20 %) of N_q / class pixels over the anchor classes
     pixels: torch.Tensor | None = None  # C: each class's pixels in L_contra's labels (after α_t, at the feature size)
     fractions: torch.Tensor | None = None  # K,2: (anchor class, anchors used / its pixels)
+    boundary: torch.Tensor | None = None  # K,3: (anchor class, share of its anchors on a label boundary, the class's share)
 
     @property
     def contra_ran(self) -> bool: return "contra" in self.terms
@@ -661,8 +677,9 @@ class StepLog:
     def of(cls, terms: dict, ran: bool, stats: dict) -> "StepLog":
         "The step's log: `L_contra` only where it ran, the anchor statistics of `dgcl_loss` where it ran."
         fr = torch.stack([stats["anchor_classes"].float(), stats["anchor_fraction"]], 1) if stats else None
+        bd = torch.cat([stats["anchor_classes"].float()[:, None], stats["anchor_boundary"]], 1) if stats else None
         return cls({k: v for k, v in terms.items() if k != "contra" or ran}, stats.get("anchor_summary"),
-                   stats.get("class_pixels"), fr)
+                   stats.get("class_pixels"), fr, bd)
 
 @patch
 def train_step(self: Trainer, x_l, y_l, x_u, ign_u) -> StepLog:
@@ -687,7 +704,7 @@ def train_step(self: Trainer, x_l, y_l, x_u, ign_u) -> StepLog:
     log = StepLog.of(terms, ran, stats)  # the loss terms and, where L_contra ran, its anchors' share of each class
     if not self._finite(terms): return log  # a skipped step: no update, the bank untouched
     self.contra_steps += ran  # steps whose DGCL term ran (skipped steps do not count)
-    self.optimise(loss)
+    self.optimise(loss, self.idle_params(ran))
     self.teacher_after_step()
     if feats is not None:  # SPEC §5: after the optimiser step, with this step's features
         self.bank.update(feats[0].detach(), feats[1].detach(), feats[2], self.ignore, cache)
@@ -751,12 +768,23 @@ def contra_term(self: Trainer, out: dict, feats: tuple, g) -> tuple:
     if lc is None: return out["rep"].sum() * 0.0, False, cache, stats  # no class qualified
     return lc, True, cache, stats
 
+def lambda_contra_effective(cfg: Config) -> float:
+    "The weight L_contra's gradient enters the step with: `λ_contra / contra_grad_divisor` (SPEC §12)."
+    return cfg.lambda_contra / cfg.contra_grad_divisor
+
+def loss_weights(cfg: Config, # a resolved configuration
+                 method: Method, # the run's method (`METHODS[cfg.method]`)
+                 semi: bool, # a semi-supervised step (after the warm-up)?
+                ) -> dict: # term name → weight
+    "The weights of Eq. 2's terms in a step: `L_sup + λ_unsup·L_unsup + λ_eff·L_contra`; consistency `(L_sup + L_u)/2 + λ_eff·L_contra`."
+    w = {"sup": 1.0, "unsup": cfg.lambda_unsup, "contra": lambda_contra_effective(cfg)}
+    if semi and method.consistency: w |= {"sup": 0.5, "unsup": 0.5}  # SPEC §11
+    return w
+
 @patch
 def total_loss(self: Trainer, terms: dict, out: dict, semi: bool) -> torch.Tensor:
-    "Eq. 2, `L_sup + λ_unsup·L_unsup + λ_contra·L_contra` (consistency methods: `(L_sup + L_u)/2 + λ_contra·L_contra`)."
-    cfg = self.cfg
-    weights = {"sup": 1.0, "unsup": cfg.lambda_unsup, "contra": cfg.lambda_contra}
-    if semi and self.method.consistency: weights |= {"sup": 0.5, "unsup": 0.5}  # SPEC §11
+    "Eq. 2 with the step's `loss_weights`, plus a zero that keeps every head in the graph."
+    weights = loss_weights(self.cfg, self.method, semi)
     loss = sum(weights[k] * v for k, v in terms.items())
     return loss + 0.0 * sum(v.float().mean() for v in out.values())  # every head in the graph, as DDP requires
 
@@ -863,10 +891,21 @@ def contra_labels(self: Trainer, y_l, y_contra, size) -> torch.Tensor:
     return _nearest(torch.cat([y_l, y_contra]), size)
 
 @patch
-def optimise(self: Trainer, loss: torch.Tensor):
-    "Backward (scaled under fp16), optimiser step; under DDP rank 0's BatchNorm statistics on every rank."
+def idle_params(self: Trainer, ran: bool) -> list:
+    "AdamW: the parameters no loss term reached this step (the projection head where L_contra ran on no rank; the auxiliary head without its term)."
+    if self.cfg.optimizer != "adamw": return []  # SGD: their zero gradients stay, weight decay and momentum move them
+    if self.world > 1 and self.method.contrastive:  # a term that ran on any rank gave every rank a real gradient
+        t = torch.tensor([float(ran)], device=self.device); dist.all_reduce(t, op=dist.ReduceOp.MAX); ran = bool(t)
+    heads = [] if ran else [getattr(self.student, "proj", None)]
+    if not self.cfg.aux_weight: heads.append(getattr(self.student, "aux", None))
+    return [p for h in heads if h is not None for p in h.parameters()]
+
+@patch
+def optimise(self: Trainer, loss: torch.Tensor, idle: list = ()):
+    "Backward (scaled under fp16), optimiser step without the `idle` parameters; under DDP rank 0's BatchNorm statistics on every rank."
     self.optimizer.zero_grad(set_to_none=True)
     self.scaler.scale(loss).backward()
+    for p in idle: p.grad = None  # no moments, no step count: a zero gradient is not a gradient
     self.scaler.step(self.optimizer)
     self.scaler.update()
     if self.world > 1: _broadcast_buffers(self.student)  # BatchNorm statistics moved with each rank's own batch
@@ -967,7 +1006,7 @@ def _tensorboard(run_dir):
 class RunLog:
     "The run's log on rank 0: `log.csv` (a row a step), TensorBoard scalars and the progress bar; inactive: nothing."
     COLUMNS = ("step", "epoch", "lr", "sup", "unsup", "contra", "bank_full", "bank_emptiest", "anchor_frac_median",
-               "anchor_frac_le20", "class_pixels", "anchor_fractions")
+               "anchor_frac_le20", "class_pixels", "anchor_fractions", "anchor_boundary")
 
     def __init__(self, run_dir, # the run's folder: log.csv and tb/ go there
                  start: int = 0, # the step the run starts at; a resumed run's rows from there on are dropped
@@ -998,6 +1037,7 @@ class RunLog:
              anchors=None, # `StepLog.anchors`: (median, share ≤ 20 %) of the anchor fraction, or None
              pixels=None, # `StepLog.pixels`: C pixel counts of L_contra's labels, or None
              fractions=None, # `StepLog.fractions`: K,2 (anchor class, anchor fraction), or None
+             boundary=None, # `StepLog.boundary`: K,3 (anchor class, anchors' boundary share, the class's), or None
             ):
         "One row of log.csv, the losses as TensorBoard scalars, the bar moved on by one."
         if not self.active: return
@@ -1006,7 +1046,8 @@ class RunLog:
         self.file.write(f"{step},{step / iters_per_epoch:.4f},{lr:.6g},{vals.get('sup', '')},{vals.get('unsup', '')},"
                         f"{vals.get('contra', '')},{int(bank_full)},{note.get('bank', '') if not bank_full else ''},"
                         f"{af[0]},{af[1]},{' '.join(str(int(n)) for n in pixels.tolist()) if pixels is not None else ''},"
-                        f"{' '.join(f'{int(k)}:{f:.4g}' for k, f in fractions.tolist()) if fractions is not None else ''}\n")
+                        f"{' '.join(f'{int(k)}:{f:.4g}' for k, f in fractions.tolist()) if fractions is not None else ''},"
+                        f"{' '.join(f'{int(k)}:{a:.4g}:{b:.4g}' for k, a, b in boundary.tolist()) if boundary is not None else ''}\n")
         for k, v in vals.items(): self.scalar(f"loss/{k}", v, step)
         self.bar.update(1); self.bar.set_postfix({k: f"{v:.3f}" for k, v in vals.items()} | note, refresh=False)
 
@@ -1051,7 +1092,7 @@ def fit(self: Trainer) -> dict:
             self.step += 1
             self.seconds = time.time() - t0
             log.step(self.step - 1, self.iters_per_epoch, self.optimizer.param_groups[0]["lr"], vals, full,
-                     self.bank_note() if main else {}, res.anchors, res.pixels, res.fractions)
+                     self.bank_note() if main else {}, res.anchors, res.pixels, res.fractions, res.boundary)
             self.epoch_evals(log, end)
             flag = self._agree(stop["flag"])
             if self.step % cfg.ckpt_every == 0 or flag:
@@ -1169,6 +1210,7 @@ def finish(self: Trainer) -> dict:
                "per_class_iou_student": dict(zip(names, ev["student"]["iou"])),
                "seconds": round(self.seconds, 1), "steps": self.step, "total_steps": self.total_steps,
                "skipped_steps": self.skipped, "contra_steps": self.contra_steps,
+               "lambda_contra_effective": lambda_contra_effective(cfg) if self.method.contrastive else None,
                "paper_protocol": paper_protocol(self.paper_evals, cfg.eval_centre_crop),
                "bank_entries": (dict(zip(names, self.bank._count)) if self.bank is not None else None),
                **dataclasses.asdict(cfg),

@@ -47,6 +47,9 @@ def _fixture(folder):
             d.joinpath("metrics.json").write_text(json.dumps(dict(method=method, split_seed=ss, seed=seed, optimizer="sgd",
                 lr=0.01, head_lr_mult=10.0, miou_teacher=base_v + gain + 0.1 * ss, eval_split="val")))
             d.joinpath("log.csv").write_text(f"step,sup\n175,0.2\n176,0.4\n")
+    d = folder.parent / "recorded" / "embedded-dgcl-n96-seed0"  # the recorded main job's anchor boundary shares
+    d.mkdir(parents=True)
+    d.joinpath("log.csv").write_text("step,contra,anchor_boundary\n0,,\n1,2.0,1:0.5:0.25 2:1:0.5\n2,2.0,1:0.3:0.25\n")
     return folder
 
 
@@ -85,6 +88,9 @@ def test_results_notebook(root, tmp_path):
     diag = (runs / "diagnosis.md").read_text()
     # sup and contra averaged over the window of the first semi-supervised steps (step 300 is outside it)
     assert "| lam01 | dgcl | 0.1 | 301 | 0.4 | 4.5 | 50.0 |" in diag and "| base | dgcl | 1.0 | 301 | 1.3 | 4.5 | – |" in diag, diag
+    bnd = (runs / "boundary.md").read_text()  # pooled over the 3 (step, class) pairs; class 1 is the digit '0'
+    assert "over 3 (step, class) pairs of 2 steps: anchors **60.0%**, base rate **33.3%**" in bnd, bnd
+    assert "| 0 | 2 | 40.0 | 25.0 | 15.0 |" in bnd, bnd
     pilot = (runs / "pilot.md").read_text()
     assert "| dev-a | supervised |" in pilot and "| 4 |" in pilot, pilot  # the varied field (epochs) is shown
 

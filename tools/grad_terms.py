@@ -4,7 +4,7 @@
 
 Resumes a copy of RUN_DIR (its checkpoint and config) in a temporary folder, runs `--steps` training steps without
 stepping the optimiser, and reports, per parameter group (backbone, ASPP, decoder, classifier, projection), the mean
-L2 norm of the weighted gradient of L_sup, λ_unsup·L_unsup and λ_contra·L_contra, and the cosine between the L_sup and
+L2 norm of the weighted gradient of each term (the step's `loss_weights`: λ_unsup·L_unsup, λ_eff·L_contra, …), and the cosine between the L_sup and
 L_contra gradients over all parameters. It diagnoses which term drives the shared weights; nothing in RUN_DIR changes.
 """
 import argparse, collections, dataclasses, json, shutil, sys, tempfile
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from dgcl.trainer import Config, Trainer
+from dgcl.trainer import Config, Trainer, lambda_contra_effective, loss_weights
 
 
 def grad_terms(run_dir: Path, steps: int = 4) -> dict:
@@ -22,15 +22,15 @@ def grad_terms(run_dir: Path, steps: int = 4) -> dict:
     shutil.copytree(run_dir, tmp, ignore=shutil.ignore_patterns("tb", "*.png"))
     names = {f.name for f in dataclasses.fields(Config)}
     t = Trainer(Config(**{k: v for k, v in cfg.items() if k in names} | dict(run_dir=str(tmp), resume=True)), quiet=True)
-    t.optimise = lambda loss: None  # the gradients are read, not applied
+    t.optimise = lambda loss, idle=(): None  # the gradients are read, not applied
     t.teacher_after_step = lambda: None
     params = [(n, p) for n, p in t.student.named_parameters() if p.requires_grad]
     group = lambda n: n.split(".")[1] if n.startswith("net.") else n.split(".")[0]
-    weights = {"sup": 1.0, "unsup": t.cfg.lambda_unsup, "contra": t.cfg.lambda_contra}
     norms, cos, losses = collections.defaultdict(lambda: collections.defaultdict(list)), [], collections.defaultdict(list)
     lab, unl = t.loaders(t.step)
     for i, ((x_l, y_l), (x_u, ign_u)) in enumerate(zip(lab, unl)):
         if i >= steps: break
+        weights = loss_weights(t.cfg, t.method, t.method.semi and t.step >= t.warm_step)  # as total_loss weighs them
         terms = t.train_step(*(t._to_device(v) for v in (x_l, y_l, x_u, ign_u))).terms  # a StepLog: the terms keep their graph
         grads = {k: torch.autograd.grad(weights[k] * v, [p for _, p in params], retain_graph=True, allow_unused=True)
                  for k, v in terms.items() if v.requires_grad}
@@ -45,7 +45,7 @@ def grad_terms(run_dir: Path, steps: int = 4) -> dict:
                                   for (_, p), gi in zip(params, grads[k])]) for k in ("sup", "contra")}
             cos.append(torch.nn.functional.cosine_similarity(flat["sup"], flat["contra"], dim=0).item())
     mean = lambda v: sum(v) / len(v)
-    return dict(run=str(run_dir), step=t.step, steps=steps, lambda_contra=t.cfg.lambda_contra,
+    return dict(run=str(run_dir), step=t.step, steps=steps, lambda_contra=t.cfg.lambda_contra, lambda_contra_effective=lambda_contra_effective(t.cfg),
                 losses={k: mean(v) for k, v in losses.items()},
                 grad_norm={g: {k: mean(v) for k, v in d.items()} for g, d in norms.items()},
                 cos_sup_contra=mean(cos) if cos else None)
