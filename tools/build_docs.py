@@ -7,9 +7,16 @@ mkdocs-jupyter instead, from `mkdocs.yml` plus pages staged in a temporary folde
   papermill notebook, the results notebook and the recorded main run (`runs/recorded/main.ipynb`);
 - `api/<module>.md` per module exported from a notebook (`#| default_exp`): every name in its `__all__`, through
   nbdev's `show_doc` (signature with the docments of each argument, docstring), constants with their value.
+
+Equations (`$...$` and `$$...$$`) are typeset by MathJax 3, served from the site itself (`mathjax/`): its browser build
+is copied from the PyPI package django-static-mathjax (in the docs extra), so pages need nothing from the internet.
+Markdown pages mark their math with pymdownx.arithmatex; in notebook pages MathJax reads the TeX that nbconvert leaves
+in the rendered Markdown cells, and nbconvert's own MathJax 2 loader (an empty URL under mkdocs-jupyter) is removed.
+Code wraps at the column's edge (nothing is cut off), and notebook cells show no `In [ ]:` prompts (mkdocs.yml).
 """
 import argparse
 import importlib
+import importlib.util
 import inspect
 import json
 import re
@@ -30,6 +37,52 @@ RUN_PAGES = [  # (title, source, page in the site): notebooks that are not numbe
     ("Results tables", NBS / "results.ipynb", "results/results.ipynb"),
     ("The recorded main run (train.ipynb, executed)", ROOT / "runs" / "recorded" / "main.ipynb", "results/recorded_main.ipynb"),
 ]
+
+
+# The parts of MathJax's es5/ build that the site serves: TeX input to CommonHTML output (one file), the fonts, the TeX
+# extensions it loads on demand (\boldsymbol, \color, ...), the context menu and its accessibility tools.
+MATHJAX_PARTS = ("tex-chtml.js", "output/chtml/fonts/woff-v2", "input/tex/extensions", "ui", "a11y", "sre")
+MATHJAX_CONFIG = r"""// MathJax 3, served from this site (copied at build time from the PyPI package django-static-mathjax).
+window.MathJax = {
+  tex: {
+    inlineMath: [["$", "$"], ["\\(", "\\)"]],
+    displayMath: [["$$", "$$"], ["\\[", "\\]"]],
+    processEscapes: true,
+    processEnvironments: true,
+  },
+  // Only math: what pymdownx.arithmatex marks in Markdown pages, the rendered Markdown of notebook cells and outputs.
+  startup: {elements: [".arithmatex", ".jp-RenderedMarkdown"]},
+};
+"""
+EXTRA_CSS = """/* Room for 120-column code, and more on notebook pages. */
+.md-grid { max-width: 1400px; }
+body:has(.jupyter-wrapper) .md-grid { max-width: 1700px; }
+/* Code wraps at the column's edge: a long line is never cut off, nor hidden behind a sideways scroll. */
+.jupyter-wrapper pre, .md-typeset pre > code { white-space: pre-wrap; overflow-wrap: anywhere; }
+/* A display equation wider than the column scrolls, with its scrollbar. */
+mjx-container[display="true"] { overflow-x: auto; overflow-y: hidden; max-width: 100%; }
+"""
+# nbconvert's MathJax 2 loader and configuration in every notebook page (mkdocs-jupyter leaves its URL empty).
+_NB_MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S)
+
+
+def mathjax_dir() -> Path:
+    "MathJax 3's browser build (`es5/`), as the PyPI package django-static-mathjax (top-level module `mathjax`) ships it."
+    spec = importlib.util.find_spec("mathjax")
+    locs = list(spec.submodule_search_locations or []) if spec else []
+    es5 = Path(locs[0]) / "static" / "mathjax" / "es5" if locs else None
+    if es5 is None or not (es5 / "tex-chtml.js").is_file():
+        raise ImportError("MathJax's browser build is missing (django-static-mathjax)", name="django-static-mathjax")
+    return es5
+
+
+def copy_mathjax(dst: Path) -> None:
+    "The parts of MathJax that the site uses, into `dst`."
+    es5 = mathjax_dir()
+    for part in MATHJAX_PARTS:
+        if (es5 / part).is_dir(): shutil.copytree(es5 / part, dst / part)
+        else: (dst / part).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(es5 / part, dst / part)
+    (dst / "config.js").write_text(MATHJAX_CONFIG, encoding="utf-8")
 
 
 def numbered_notebooks(nbs: Path = NBS) -> list[Path]:
@@ -150,7 +203,7 @@ def stage(docs: Path, extra_notebooks: list[Path] = ()) -> list:
     pages.update({str(src.relative_to(ROOT)): dst for _, src, dst in RUN_PAGES})
     home = re.sub(r"\]\(([^)\s#]+)", lambda m: "](" + pages.get(m.group(1), m.group(1)), home)  # links to notebooks: their pages
     (docs / "index.md").write_text(gfm_lists(home), encoding="utf-8")
-    (docs / "extra.css").write_text(".md-grid { max-width: 1400px; }\n", encoding="utf-8")  # room for 120-column code
+    (docs / "extra.css").write_text(EXTRA_CSS, encoding="utf-8")
     _copy_linked(home, docs)
     nbs = list(numbered_notebooks()) + [Path(p) for p in extra_notebooks]
     for nb in nbs: _stage_notebook(nb, docs / nb.name)
@@ -177,8 +230,12 @@ def build(site: Path = ROOT / "_site", extra_notebooks: list[Path] = (), strict:
         docs = Path(tmp) / "docs"
         docs.mkdir()
         nav = stage(docs, extra_notebooks)
+        copy_mathjax(docs / "mathjax")
         cfg = load_config(str(ROOT / "mkdocs.yml"), docs_dir=str(docs), site_dir=str(site), nav=nav, strict=strict)
         mk_build(cfg)
+    for page in site.rglob("*.html"):  # notebook pages: MathJax 3 (mkdocs.yml's extra_javascript) typesets them
+        text = page.read_text(encoding="utf-8")
+        if "<!-- Load mathjax -->" in text: page.write_text(_NB_MATHJAX.sub("", text, count=1), encoding="utf-8")
     return site
 
 
@@ -188,6 +245,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     try:
         import mkdocs, mkdocs_jupyter, material  # noqa: F401
+        mathjax_dir()
     except ImportError as e:
         print(f"the docs extra is not installed ({e.name} is missing): pip install -e \".[docs]\"", file=sys.stderr)
         return 2
