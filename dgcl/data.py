@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,15 +20,15 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from .splits import PROTOCOLS, DataError, get_split, get_val, make_split, write_split
-from .embedded import EMBEDDED_CLASSES, _background, _photos, split_dir_name
+from .embedded import EMBEDDED_CLASSES, background_crop, background_photos, make_embedded, split_dir_name
 
 # %% auto #0
 __all__ = ['IGNORE_INDEX', 'VOC_CLASSES', 'CITYSCAPES_CLASSES', 'LAYOUTS', 'SPLIT_SOURCES', 'EVAL_MODES', 'DATASETS', 'MEAN',
-           'STD', 'MODES', 'FOLDER_EXTS', 'SPLIT_FILES', 'DatasetInfo', 'register_dataset', 'dataset_spec',
-           'dataset_info', 'palette', 'colorize', 'split_lists', 'sample_paths', 'check_label', 'read_image',
-           'read_label', 'sample_seed', 'normalize', 'train_transform', 'SegDataset', 'check_dataset',
-           'parse_label_map', 'FolderData', 'folder_dataset', 'make_horses', 'folder_lists', 'write_folder_lists',
-           'check_batchable', 'resolve_skip']
+           'STD', 'MODES', 'FOLDER_EXTS', 'SPLIT_FILES', 'DatasetInfo', 'register_dataset', 'dataset_spec', 'palette',
+           'colorize', 'split_lists', 'sample_paths', 'check_label', 'read_image', 'read_label', 'sample_seed',
+           'normalize', 'train_transform', 'SegDataset', 'check_dataset', 'parse_label_map', 'FolderData',
+           'folder_dataset', 'make_horses', 'folder_lists', 'write_folder_lists', 'check_batchable', 'resolve_skip',
+           'built_root', 'RunData', 'create_datasets']
 
 # %% ../nbs/03_data.ipynb #2df68c9d
 IGNORE_INDEX = 255
@@ -49,12 +50,17 @@ class DatasetInfo:
     skip_classes: tuple = ()  # classes L_contra takes no anchors from under skip_classes='auto' (background)
     layout: str = "voc"  # 'voc': JPEGImages/, SegmentationClassAug/ | 'cityscapes': leftImg8bit/, gtFine/ | 'folder': images/, masks/
     splits: str = "shipped"  # 'shipped': `dgcl.splits` (PROTOCOLS) | 'built': the folder's splits/ (`make_embedded`) | 'folder': `folder_lists`
-    recipe: dict = field(default_factory=dict)  # the `Config` values that belong to the dataset (SPEC §9, §12): `RECIPES`
+    defaults: dict = field(default_factory=dict)  # the `Config` values that belong to the dataset (SPEC §9, §12): `DATASET_DEFAULTS`
     unimatch: dict = field(default_factory=dict)  # the consistency methods' values (SPEC §11): `UNIMATCH`
     eval_mode: str = "whole"  # validation: 'whole' images in one forward | 'slide': windows of the training crop
     dilations: tuple = (6, 12, 18)  # ASPP atrous rates (`build_model`)
     aux: bool = False  # an auxiliary head on the third stage (`build_model`)
     test_images: int = 0  # held-out test images built when a run asks for eval_split='test' (built datasets)
+
+    @property
+    def n_classes(self) -> int: return len(self.classes)  # a folder's come from the folder (`folder_dataset`)
+    @property
+    def ignore_index(self) -> int: return IGNORE_INDEX  # the label value every loader maps "ignore" to
 
     @property
     def protocols(self) -> dict:
@@ -77,16 +83,10 @@ def dataset_spec(dataset: str) -> DatasetInfo:
         raise ValueError(f"unknown dataset {dataset!r}: known are {', '.join(sorted(DATASETS))}")
     return DATASETS[dataset]
 
-def dataset_info(dataset: str, # 'embedded', 'pascal', 'cityscapes' or 'folder' (classes: see `folder_dataset`)
-                ) -> dict: # n_classes, ignore_index, classes, skip_classes
-    "Class names, class count, ignore index and the classes the contrastive loss skips for `dataset`."
-    d = dataset_spec(dataset)
-    return dict(n_classes=len(d.classes), ignore_index=IGNORE_INDEX, classes=list(d.classes), skip_classes=d.skip_classes)
-
 # %% ../nbs/03_data.ipynb #cf7c4919
 register_dataset(DatasetInfo(
     "embedded", tuple(EMBEDDED_CLASSES), skip_classes=(0,), layout="voc", splits="built", eval_mode="whole",
-    recipe=dict(recipe="paper", image_size=96, split=96, crop=96, batch_size=8, epochs=4, sup_only_epochs=1,
+    defaults=dict(recipe="paper", image_size=96, split=96, crop=96, batch_size=8, epochs=4, sup_only_epochs=1,
                 optimizer="adamw", lr=0.001, head_lr_mult=1.0, backbone="mobilenetv2_100",
                 pretrained="mobilenetv2_100.torchvision", output_stride=16, multi_grid=False, ohem=False,
                 aux_weight=0.0, memory_size=2000, memory_per_update=500, eval_batch_size=50, head_dim=128,
@@ -97,7 +97,7 @@ register_dataset(DatasetInfo(
 # %% ../nbs/03_data.ipynb #8535fb72
 register_dataset(DatasetInfo(
     "pascal", tuple(VOC_CLASSES), skip_classes=(0,), layout="voc", splits="shipped", eval_mode="whole",
-    recipe=dict(recipe="official", split=366, crop=513, batch_size=4, epochs=80, sup_only_epochs=1, lr=0.001,
+    defaults=dict(recipe="official", split=366, crop=513, batch_size=4, epochs=80, sup_only_epochs=1, lr=0.001,
                 head_lr_mult=10.0, backbone="resnet101_u2pl", multi_grid=True, ohem=False, aux_weight=0.0,
                 memory_size=10000, memory_per_update=1000, output_stride=16, eval_batch_size=1, head_dim=256,
                 proj_dim=256, scale_min=0.5, scale_max=2.0, hflip=True, optimizer="sgd", split_bn=False, amp="fp16",
@@ -107,7 +107,7 @@ register_dataset(DatasetInfo(
 # %% ../nbs/03_data.ipynb #4a8a57a6
 register_dataset(DatasetInfo(
     "cityscapes", tuple(CITYSCAPES_CLASSES), skip_classes=(), layout="cityscapes", splits="shipped", eval_mode="slide",
-    recipe=dict(recipe="official", split=372, crop=800, batch_size=2, epochs=200, sup_only_epochs=10, lr=0.01,
+    defaults=dict(recipe="official", split=372, crop=800, batch_size=2, epochs=200, sup_only_epochs=10, lr=0.01,
                 head_lr_mult=1.0, backbone="resnet101_u2pl", multi_grid=True, ohem=True, aux_weight=0.4,
                 memory_size=10000, memory_per_update=1000, output_stride=8, eval_batch_size=1, head_dim=256,
                 proj_dim=256, scale_min=0.5, scale_max=2.0, hflip=True, optimizer="sgd", split_bn=False, amp="fp16",
@@ -117,7 +117,7 @@ register_dataset(DatasetInfo(
 # %% ../nbs/03_data.ipynb #8d895295
 register_dataset(DatasetInfo(
     "folder", (), skip_classes=(), layout="folder", splits="folder", eval_mode="slide",  # classes: `folder_dataset`
-    recipe=dict(recipe="paper", split=0, crop=321, batch_size=4, epochs=40, sup_only_epochs=2, optimizer="adamw",
+    defaults=dict(recipe="paper", split=0, crop=321, batch_size=4, epochs=40, sup_only_epochs=2, optimizer="adamw",
                 lr=0.001, head_lr_mult=1.0,  # your own images (split 0: all): a from-scratch start; with --pretrained, sgd
                 backbone="resnet50", ohem=False, aux_weight=0.0, memory_size=5000, memory_per_update=500,
                 output_stride=16, eval_batch_size=1, head_dim=256, proj_dim=256, scale_min=0.5, scale_max=2.0,
@@ -267,7 +267,7 @@ class SegDataset(Dataset):
                 ):
         if dataset == "folder" and folder is None: raise ValueError("dataset 'folder' needs folder=folder_dataset(root)")
         self.folder = folder
-        self.n_classes = folder.n_classes if folder is not None else dataset_info(dataset)["n_classes"]
+        self.n_classes = folder.n_classes if folder is not None else dataset_spec(dataset).n_classes
         if mode not in MODES: raise ValueError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
         if mode != "val" and (crop is None or crop < 1):
             raise ValueError(f"mode {mode!r} needs a positive crop size, got {crop!r}")
@@ -302,7 +302,7 @@ def check_dataset(dataset: str, # 'embedded', 'pascal' or 'cityscapes'
                   scan_labels: bool = True, # read every labelled/val label and check its values
                  ) -> None:
     "Raise `DataError` (one line) on a missing root, missing or unreadable files, or out-of-range label values."
-    n_classes = dataset_info(dataset)["n_classes"]
+    n_classes = dataset_spec(dataset).n_classes
     if root is None or not str(root) or not Path(root).is_dir():
         raise DataError(f"data_root {str(root or '')!r} does not exist or is not a folder (dataset={dataset})")
     root = Path(root)
@@ -496,10 +496,10 @@ def make_horses(root, # the folder to write (must not exist yet, or be empty)
     horse = ~np.asarray(skimage.data.horse(), dtype=bool)  # True on the horse (the file stores it in black)
     ys, xs = np.nonzero(horse)
     horse = horse[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-    photos = _photos()
+    photos = background_photos()
     for i in range(n_masked + n_unlabelled):
         w, h = (int(v) for v in rng.integers(sizes[0], sizes[1] + 1, 2))
-        img = _background(rng, photos, max(w, h))[:h, :w]
+        img = background_crop(rng, photos, max(w, h))[:h, :w]
         s = rng.uniform(0.5, 0.9)
         hw, hh = max(4, int(w * s)), max(4, int(min(h * s, w * s * horse.shape[0] / horse.shape[1])))
         sil = np.asarray(Image.fromarray(horse).resize((hw, hh), Image.NEAREST))
@@ -599,3 +599,61 @@ def resolve_skip(spec: str, # 'auto', 'none' or comma-separated class indices
     if len(skip) >= n_classes:
         raise ValueError(f"skip_classes={spec!r} skips every class: the contrastive loss needs at least one anchor class")
     return skip
+
+# %% ../nbs/03_data.ipynb #00b35dcb
+def built_root(cfg) -> str:
+    "The folder of the dataset a run of `cfg` builds itself (embedded): its image size, labelled draw and test split."
+    return str(make_embedded(seed=0, size=cfg.image_size, split_seeds=(cfg.split_seed,), style=cfg.digit_style,
+                             n_test=dataset_spec(cfg.dataset).test_images if cfg.eval_split == "test" else 0))
+
+@dataclass
+class RunData:
+    "What a run reads: its folder, the four datasets, the class names and the classes that are never anchors."
+    root: str
+    labelled: SegDataset; unlabelled: SegDataset; val: SegDataset; test: SegDataset | None
+    classes: list; skip_classes: tuple
+    new_split: tuple | None = None  # a folder's generated (labelled, unlabelled, val) lists, to be written with the run
+
+    @property
+    def n_classes(self) -> int: return len(self.classes)
+
+# %% ../nbs/03_data.ipynb #4618b1a7
+def create_datasets(cfg, # a resolved `Config` (or anything with its fields)
+                    semi: bool = True, # the method learns from unlabelled images (a folder needs some)
+                    contrastive: bool = False, # the method has L_contra (a class in no labelled mask is warned of)
+                    run_dir=None, # the run's folder: a resumed folder run keeps the split it generated there
+                   ) -> RunData:
+    "The datasets of a run of `cfg`, checked: one clear error for a missing folder, list, image or label."
+    spec = dataset_spec(cfg.dataset)
+    if spec.splits != "folder" and (cfg.ignore_index != IGNORE_INDEX or cfg.label_map or cfg.background):
+        raise ValueError(f"ignore_index, label_map and background are options of dataset=folder: {cfg.dataset} "
+                         f"labels ignore {IGNORE_INDEX} and its background class is known")
+    root = cfg.data_root or (built_root(cfg) if spec.splits == "built" else "")
+    if not root: raise ValueError(f"data_root is empty: dataset={cfg.dataset} needs the folder that holds it")
+    classes, skip, new_split, extra, test = list(spec.classes), tuple(spec.skip_classes), None, {}, []
+    if spec.splits == "folder":  # classes, mask table and split lists come from the folder
+        fd = folder_dataset(root, cfg.ignore_index, cfg.label_map)
+        mine = Path(run_dir or ".") / "splits"  # a resumed run keeps the split it generated
+        lab, unl, val, made = folder_lists(fd, cfg.split, cfg.seed, cfg.val_fraction, mine if cfg.resume and
+                                           not (fd.root / "splits").is_dir() and (mine / "val.txt").is_file() else None)
+        if not unl and semi:
+            raise DataError(f"no unlabelled images in {root}: every image is labelled or held out; add images "
+                            f"without a mask, lower split, or train method=supervised")
+        check_batchable(fd, val, cfg.eval_batch_size)
+        if contrastive and fd.absent_classes(lab):
+            warnings.warn(f"class {fd.absent_classes(lab)[0]} is in no labelled mask of {root}: the memory bank fills "
+                          "only from pseudo labels, and L_contra starts when every class's bank is full")
+        classes, skip = fd.classes, ((0,) if cfg.background else ())
+        new_split, extra = ((lab, unl, val) if made else None), dict(folder=fd)
+    else:
+        lab, unl, val = split_lists(cfg.dataset, root, cfg.split, cfg.split_seed)
+        test = split_lists(cfg.dataset, root, cfg.split, cfg.split_seed, "test")[2] if cfg.eval_split == "test" else []
+        check_dataset(cfg.dataset, root, {"train_l": lab, "train_u": unl, "val": val})
+        if test: check_dataset(cfg.dataset, root, {"val": test})  # the held-out images, read like val
+    skip = resolve_skip(cfg.skip_classes, len(classes), skip)
+    aug = dict(crop=cfg.crop, scale=(cfg.scale_min, cfg.scale_max), hflip=cfg.hflip, **extra)
+    return RunData(root, SegDataset(cfg.dataset, root, lab, "train_l", seed=cfg.seed, **aug),
+                   SegDataset(cfg.dataset, root, unl, "train_u", seed=cfg.seed + 7919, **aug),
+                   SegDataset(cfg.dataset, root, val, "val", **extra),
+                   SegDataset(cfg.dataset, root, test, "val") if cfg.eval_split == "test" else None,
+                   classes, skip, new_split)

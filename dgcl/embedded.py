@@ -17,7 +17,8 @@ from PIL import Image
 from .splits import DataError, make_split, write_split
 
 # %% auto #0
-__all__ = ['EMBEDDED_CLASSES', 'split_dir_name', 'default_cache', 'make_embedded']
+__all__ = ['EMBEDDED_CLASSES', 'DIGIT_STYLES', 'background_photos', 'background_crop', 'split_dir_name', 'default_cache',
+           'make_embedded', 'mask_check']
 
 # %% ../nbs/02_embedded.ipynb #6fd7f608
 EMBEDDED_CLASSES = ["background"] + [str(d) for d in range(10)]  # class k + 1 is the digit k
@@ -25,7 +26,7 @@ EMBEDDED_CLASSES = ["background"] + [str(d) for d in range(10)]  # class k + 1 i
 _PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "brick", "grass", "gravel", "camera", "coins",
            "hubble_deep_field", "immunohistochemistry", "moon", "clock", "cell")
 
-def _photos() -> list[np.ndarray]:
+def background_photos() -> list[np.ndarray]:
     "The photographs shipped inside scikit-image, as RGB uint8 arrays (grayscale ones replicated to 3 channels)."
     import skimage.data
     out = []
@@ -36,7 +37,7 @@ def _photos() -> list[np.ndarray]:
         out.append(np.ascontiguousarray(a[..., :3]))
     return out
 
-def _background(rng, photos, size):
+def background_crop(rng, photos, size):
     "A random square crop (25–100 % of the short side) of a random photograph, resized to `size`×`size`."
     p = photos[rng.integers(len(photos))]
     h, w = p.shape[:2]
@@ -53,14 +54,24 @@ def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
         mask = m
     return mask
 
-def _paste_digits(rng, img, digits, targets, pool, size, outline: int = 2, used: set | None = None):
-    "Paste 1–3 random outlined digits of `pool` into `img` (in place) without overlap; return the label mask."
+DIGIT_STYLES = {  # how digits are painted: `make_embedded(style=...)`, `Config.digit_style`
+    "v5": dict(scale=(0.42, 0.58), max_digits=3, outline=2, stroke=0),  # the testbed's digits (every table so far)
+    "bold": dict(scale=(0.6, 0.8), max_digits=2, outline=8, stroke=4),  # larger, thicker: cleaner labels at stride 4
+}
+
+def _paste_digits(rng, img, digits, targets, pool, size, outline: int = 2, used: set | None = None,
+                  scale=(0.42, 0.58), # side of a digit, as a share of the image's
+                  max_digits: int = 3, # 1..max_digits digits per image (fewer where no free place is found)
+                  stroke: int = 0, # pixels the glyph's strokes are thickened by
+                 ):
+    "Paste 1–`max_digits` random outlined digits of `pool` into `img` (in place) without overlap; return the label mask."
     label = np.zeros((size, size), np.uint8)
     boxes = []  # (y, x, side) of the digits pasted so far, outline included
-    for _ in range(rng.integers(1, 4)):
+    margin = outline + stroke  # room around the glyph for its thickening and its outline
+    for _ in range(rng.integers(1, max_digits + 1)):
         k = pool[rng.integers(len(pool))]
-        s = max(4, min(size - 2 * outline, int(round(rng.uniform(0.42, 0.58) * size))))
-        b = s + 2 * outline
+        s = max(4, min(size - 2 * margin, int(round(rng.uniform(*scale) * size))))
+        b = s + 2 * margin
         for _try in range(20):  # a free place, or skip this digit
             y, x = int(rng.integers(0, size - b + 1)), int(rng.integers(0, size - b + 1))
             if all(y + b <= by or by + bs <= y or x + b <= bx or bx + bs <= x for by, bx, bs in boxes): break
@@ -68,7 +79,7 @@ def _paste_digits(rng, img, digits, targets, pool, size, outline: int = 2, used:
         boxes.append((y, x, b))
         if used is not None: used.add(int(k))  # the scans actually pasted (no effect on the draws)
         d = Image.fromarray(digits[k].astype(np.float32) / 16.0).resize((s, s), Image.BICUBIC)
-        ink = np.pad(np.asarray(d) > 0.5, outline)  # the glyph, b×b
+        ink = _dilate(np.pad(np.asarray(d) > 0.5, margin), stroke)  # the glyph, b×b
         digit = _dilate(ink, outline)  # glyph + dark outline: what is painted is what is labelled
         region = img[y:y + b, x:x + b]
         region[digit & ~ink] = rng.uniform(0, 40, 3)
@@ -127,14 +138,16 @@ def make_embedded(root=None, # parent folder of the dataset; None: `default_cach
                   splits=(24, 48, 96), # labelled counts for which `splits/<n>/` is written
                   n_test: int = 0, # held-out test images (`splits/test.txt`): scans no train/val image uses; 0: none
                   split_seeds=(0,), # labelled draws written for every count in `splits` (0: `splits/<n>/`)
-                 ) -> Path: # the dataset folder, `root/embedded-v5-s{seed}-n{n_train}-{n_val}-{size}`
+                  style: str = "v5", # how digits are painted (`DIGIT_STYLES`): 'v5' the testbed's, 'bold'
+                 ) -> Path: # the dataset folder, `root/embedded-{style}-s{seed}-n{n_train}-{n_val}-{size}`
     "Build (once) and return the embedded digits-on-photographs dataset, 11 classes, in PASCAL VOC layout."
     from sklearn.datasets import load_digits
     if n_test < 0: raise DataError(f"n_test={n_test} is out of range: allowed is n_test ≥ 0 (0: no test split)")
     if n_train < 1 or n_val < 1 or size < 8:
         raise DataError(f"embedded dataset needs n_train ≥ 1, n_val ≥ 1 and size ≥ 8, got {n_train}, {n_val}, {size}")
+    if style not in DIGIT_STYLES: raise DataError(f"style={style!r} is unknown: allowed are {', '.join(DIGIT_STYLES)}")
     root = default_cache() if root is None else Path(root).expanduser()
-    final = root / f"embedded-v5-s{seed}-n{n_train}-{n_val}-{size}"
+    final = root / f"embedded-{style}-s{seed}-n{n_train}-{n_val}-{size}"
     train_names = [f"train_{i:05d}" for i in range(n_train)]
     if not final.is_dir():
         root.mkdir(parents=True, exist_ok=True)
@@ -144,20 +157,21 @@ def make_embedded(root=None, # parent folder of the dataset; None: `default_cach
             dg = load_digits()
             digits, targets = dg.images, dg.target
             pools = dict(zip(("train", "val"), _digit_pools(rng, len(digits), n_train, n_val)))
-            photos = _photos()
+            photos = background_photos()
             (tmp / "JPEGImages").mkdir(); (tmp / "SegmentationClassAug").mkdir(); (tmp / "splits").mkdir()
             for part, n in (("train", n_train), ("val", n_val)):
                 names = [f"{part}_{i:05d}" for i in range(n)]
                 for name in names:
-                    img = _background(rng, photos, size)
-                    lab = _paste_digits(rng, img, digits, targets, pools[part], size)
+                    img = background_crop(rng, photos, size)
+                    lab = _paste_digits(rng, img, digits, targets, pools[part], size, **DIGIT_STYLES[style])
                     Image.fromarray(np.clip(img + 0.5, 0, 255).astype(np.uint8)).save(
                         tmp / "JPEGImages" / f"{name}.jpg", quality=95)
                     Image.fromarray(lab).save(tmp / "SegmentationClassAug" / f"{name}.png")
                 if part == "val": (tmp / "splits" / "val.txt").write_text("\n".join(names) + "\n")
             (tmp / "info.json").write_text(json.dumps(dict(
                 seed=seed, n_train=n_train, n_val=n_val, size=size, classes=EMBEDDED_CLASSES,
-                digits_train=len(pools["train"]), digits_val=len(pools["val"]), photos=list(_PHOTOS))) + "\n")
+                digits_train=len(pools["train"]), digits_val=len(pools["val"]), photos=list(_PHOTOS))
+                | ({} if style == "v5" else dict(style=style, **DIGIT_STYLES[style]))) + "\n")
             _write_splits(tmp, train_names, splits, seed)
             try: os.rename(tmp, final)
             except OSError:
@@ -167,19 +181,20 @@ def make_embedded(root=None, # parent folder of the dataset; None: `default_cach
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     for k in split_seeds: _write_splits(final, train_names, splits, seed, k)
-    if n_test: _build_test(final, seed, n_train, n_val, size, n_test)
+    if n_test: _build_test(final, seed, n_train, n_val, size, n_test, style)
     return final
 
-def _used_scans(seed, n_train, n_val, size, digits, targets, photos) -> tuple[set, set]:
+def _used_scans(seed, n_train, n_val, size, digits, targets, photos, style="v5") -> tuple[set, set]:
     "The digit scans pasted into the train and into the val images: the build's draws replayed, no file written."
     rng = np.random.default_rng(seed)  # the same generator, drawn in the same order as `make_embedded`
     pools = dict(zip(("train", "val"), _digit_pools(rng, len(digits), n_train, n_val)))
     used = {"train": set(), "val": set()}
     for part, n in (("train", n_train), ("val", n_val)):
-        for _ in range(n): _paste_digits(rng, _background(rng, photos, size), digits, targets, pools[part], size, used=used[part])
+        for _ in range(n): _paste_digits(rng, background_crop(rng, photos, size), digits, targets, pools[part], size,
+                                         used=used[part], **DIGIT_STYLES[style])
     return used["train"], used["val"]
 
-def _build_test(final: Path, seed, n_train, n_val, size, n_test):
+def _build_test(final: Path, seed, n_train, n_val, size, n_test, style="v5"):
     "Add `n_test` test images to a built dataset (once): digits no train/val image shows, another generator."
     lst = final / "splits" / "test.txt"
     if lst.exists():
@@ -188,8 +203,8 @@ def _build_test(final: Path, seed, n_train, n_val, size, n_test):
                                            f"there (ask for n_test={have}, or delete splits/test.txt to rebuild it)")
         return
     from sklearn.datasets import load_digits
-    dg, photos = load_digits(), _photos()
-    u_train, u_val = _used_scans(seed, n_train, n_val, size, dg.images, dg.target, photos)
+    dg, photos = load_digits(), background_photos()
+    u_train, u_val = _used_scans(seed, n_train, n_val, size, dg.images, dg.target, photos, style)
     pool = np.array(sorted(set(range(len(dg.target))) - u_train - u_val))
     missing = sorted(set(range(10)) - set(dg.target[pool].tolist()))
     if missing: raise DataError(f"no digit scan of class(es) {missing} is left for a test split of {final.name}: all are "
@@ -199,8 +214,8 @@ def _build_test(final: Path, seed, n_train, n_val, size, n_test):
     tmp = Path(tempfile.mkdtemp(dir=final, prefix=".test.tmp-"))
     try:
         for name in names:
-            img = _background(rng, photos, size)
-            lab = _paste_digits(rng, img, dg.images, dg.target, pool, size, used=shown)
+            img = background_crop(rng, photos, size)
+            lab = _paste_digits(rng, img, dg.images, dg.target, pool, size, used=shown, **DIGIT_STYLES[style])
             Image.fromarray(np.clip(img + 0.5, 0, 255).astype(np.uint8)).save(tmp / f"{name}.jpg", quality=95)
             Image.fromarray(lab).save(tmp / f"{name}.png")
         for name in names:
@@ -214,3 +229,28 @@ def _build_test(final: Path, seed, n_train, n_val, size, n_test):
         os.replace(tmp / "test.txt", lst)  # last: the split exists only once every image is in place
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+# %% ../nbs/02_embedded.ipynb #227b6b12
+def mask_check(root, # a built embedded dataset (`make_embedded`)
+               names=None, # the images to read (default: every train and val image)
+               stride: int = 4, # the feature stride the labels are sampled at
+              ) -> dict: # shares of the digit labels at the feature resolution
+    "Digit labels at the feature resolution: share disagreeing with their block's majority, share on a label boundary."
+    root = Path(root)
+    names = names if names is not None else sorted(p.stem for p in (root / "SegmentationClassAug").glob("*.png") if not p.stem.startswith("test"))
+    n_digit = n_dis = n_edge = n_all = 0
+    for nm in names:
+        lab = np.array(Image.open(root / "SegmentationClassAug" / f"{nm}.png")).astype(np.int64)
+        h, w = (lab.shape[0] // stride) * stride, (lab.shape[1] // stride) * stride
+        small = lab[:h:stride, :w:stride]  # nearest: each block's top-left pixel
+        blocks = lab[:h, :w].reshape(h // stride, stride, w // stride, stride).transpose(0, 2, 1, 3).reshape(h // stride, w // stride, -1)
+        major = np.apply_along_axis(lambda v: np.bincount(v, minlength=11).argmax(), 2, blocks)
+        edge = np.zeros_like(small, dtype=bool)
+        for a, b, sa, sb in ((small[1:], small[:-1], np.s_[1:], np.s_[:-1]), (small[:, 1:], small[:, :-1], np.s_[:, 1:], np.s_[:, :-1])):
+            diff = a != b
+            edge[sa] |= diff; edge[sb] |= diff
+        digit = small > 0
+        n_digit += int(digit.sum()); n_dis += int((digit & (small != major)).sum()); n_edge += int((digit & edge).sum())
+        n_all += small.size
+    return dict(images=len(names), digit_share=n_digit / max(n_all, 1), disagree=n_dis / max(n_digit, 1),
+                boundary=n_edge / max(n_digit, 1))

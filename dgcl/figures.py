@@ -70,7 +70,7 @@ def prediction_figure(trainer, out=None, n: int = 4):
 def density_figure(trainer, out=None, n_classes_shown: int = 3, max_points: int = 1500, n_batches: int = 6):
     "PCA of in-batch features of a few classes coloured by density, with anchors and positive keys marked."
     from dgcl.density import knn_density
-    from dgcl.memory import _gather_pixels
+    from dgcl.memory import gather_pixels
     from dgcl.model import resize_labels
     from dgcl.sampling import class_pixels, select_anchors
     plt = _plt()
@@ -88,7 +88,7 @@ def density_figure(trainer, out=None, n_classes_shown: int = 3, max_points: int 
     if not shown: return None
     feats, dens, cls, role = [], [], [], []
     for c in shown:
-        f = _gather_pixels(fts, px[c])
+        f = gather_pixels(fts, px[c])
         d = knn_density(f, bank.class_feats(c), bank.ks)
         r = torch.zeros(len(d), dtype=torch.long)
         r[select_anchors(d, min(cfg.n_anchors, max(1, len(d) // 4))).cpu()] = 1  # a small class: its sparsest quarter

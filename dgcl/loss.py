@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from .density import knn_density, knn_density_fast
-from .memory import MemoryBank, _gather_pixels
+from .memory import MemoryBank, gather_pixels
 from .sampling import ANCHOR_SELECT, class_negatives, class_pixels, prototype, select_anchors
 
 # %% auto #0
@@ -69,20 +69,20 @@ def dgcl_loss(rep: torch.Tensor, # B,P,H,W projections of the student (carry the
     rep_keys = rep.detach()
     anchors, protos, negs, ws = [], [], [], {}
     for c, idx in pixels.items():
-        q = _gather_pixels(fts.detach(), idx)
+        q = gather_pixels(fts.detach(), idx)
         dens = (knn_density(q, bank.class_feats(c), bank.ks, workspace=ws) if sim_dtype == torch.float32 else
                 knn_density_fast(q, bank.class_feats(c), bank.ks, n_anchors, n_pos, workspace=ws))  # Eq. 7–8
         if cache is not None: cache[c] = (idx, dens)
         anchors.append(idx[select_anchors(dens, n_anchors, anchor_select, generator)])  # Eq. 9 (or a control)
         v, top = bank.valid(c), dens.topk(min(n_pos, dens.numel())).indices  # gather only the keys' reps
-        protos.append(prototype(_gather_pixels(rep_keys, idx[top]), dens[top], bank.reps[c, v], bank.density[c, v], n_pos))
+        protos.append(prototype(gather_pixels(rep_keys, idx[top]), dens[top], bank.reps[c, v], bank.density[c, v], n_pos))
         negs.append(negatives[c])
     if stats is not None: stats |= _anchor_stats(labels, bank.n_classes, list(pixels), anchors, ignore_index)
     a_idx, a_mask = _pad(anchors)
     n_idx, n_mask = _pad(negs)
     K, P = len(anchors), rep.shape[1]
-    a = _gather_pixels(rep, a_idx.flatten()).view(K, -1, P)  # K,A,P with the gradient
-    n = _gather_pixels(rep_keys, n_idx.flatten()).view(K, -1, P)  # K,Nn,P detached
+    a = gather_pixels(rep, a_idx.flatten()).view(K, -1, P)  # K,A,P with the gradient
+    n = gather_pixels(rep_keys, n_idx.flatten()).view(K, -1, P)  # K,Nn,P detached
     return contrastive_loss(a, a_mask, torch.stack(protos), n, n_mask, tau)  # Eq. 13
 
 def boundary_pixels(labels: torch.Tensor, # B,H,W labels

@@ -13,10 +13,10 @@ from .density import knn_density
 from .sampling import group_pixels
 
 # %% auto #0
-__all__ = ['world_size', 'MemoryBank']
+__all__ = ['gather_pixels', 'world_size', 'MemoryBank']
 
 # %% ../nbs/09_memory.ipynb #3c730bdb
-def _gather_pixels(x: torch.Tensor, # B,C,H,W
+def gather_pixels(x: torch.Tensor, # B,C,H,W
                    idx: torch.Tensor, # n flat pixel indices into B*H*W
                   ) -> torch.Tensor: # n,C
     "Rows of the pixels `idx` of a B,C,H,W map, without transposing the whole map."
@@ -127,7 +127,7 @@ class MemoryBank(nn.Module):
                 keep = torch.randperm(idx.numel(), generator=self.generator, device=self.generator.device)
                 keep = keep[:self.per_update].to(idx.device)
                 idx, dens = idx[keep], (dens[keep] if dens is not None else None)
-            self.push(c, _gather_pixels(fts, idx), _gather_pixels(rep, idx), dens)
+            self.push(c, gather_pixels(fts, idx), gather_pixels(rep, idx), dens)
 
     def get_extra_state(self):
         return {"generator": self.generator.get_state(), "ks": self.ks, "per_update": self.per_update}

@@ -172,12 +172,12 @@ def test_confidence_tool(embedded_run, tmp_path, capsys):
 
 def test_eval_images_uses_the_runs_embedded_dataset(monkeypatch):
     "A run without data_root is evaluated on the embedded dataset it trained on: its image size and labelled draw."
-    import dgcl.trainer
+    import dgcl.data
     from dgcl.infer import eval_images
     from dgcl.trainer import Config
     seen = {}
     class Built(Exception): pass
     def fake(**kw): seen.update(kw); raise Built
-    monkeypatch.setattr(dgcl.trainer, "make_embedded", fake)
+    monkeypatch.setattr(dgcl.data, "make_embedded", fake)  # built_root (dgcl.data) builds the run's dataset
     with pytest.raises(Built): eval_images(Config(image_size=96, split_seed=2, eval_split="test").filled(), 11)
     assert seen["size"] == 96 and seen["split_seeds"] == (2,) and seen["n_test"] > 0

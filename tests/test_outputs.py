@@ -17,8 +17,8 @@ NBS = ROOT / "nbs"
 COMPONENTS = {
     "00_reference": False, "01_splits": False, "02_embedded": True, "03_data": True, "04_weights": True,
     "05_model": False, "06_entropy": True, "07_sampling": True, "08_density": True, "09_memory": True, "10_loss": True,
-    "11_figures": True, "12_trainer": False, "13_consistency": False, "14_train": False, "15_infer": True,
-    "16_bench": True, "17_ablate": False, "18_gpucheck": False,
+    "11_figures": True, "12_config": False, "13_step": True, "14_consistency": True, "15_evaluate": False,
+    "16_trainer": False, "17_train": False, "18_infer": True, "19_bench": True, "20_ablate": False, "21_gpucheck": False,
 }
 MAX_BYTES = 400_000  # a notebook's stored outputs stay small: no huge printed tensors, figures at a moderate dpi
 SKIPPED = re.compile(r"^#\|\s*(eval:\s*false|notest|slow)\s*$", re.M)  # cells nbdev does not run

@@ -59,3 +59,22 @@ def test_rerun_argv_and_bad_input(tmp_path):
     assert tool.main([str(src), str(tmp_path / "b"), "thresh=0"]) == 2  # not a field
     (tmp_path / "new" / "metrics.json").write_text("{}")
     assert tool.main([str(src), str(tmp_path / "new"), "conf_thresh=0"]) == 2  # finished run: nothing overwritten
+
+
+def test_same_runs_compare(tmp_path, capsys):
+    "tools/same_runs.py compare: equal sets pass, a changed log byte or metric fails naming it, time and paths ignored."
+    tool = _tool("same_runs")
+    for side in ("a", "b"):
+        for name in tool.RUNS:
+            d = tmp_path / side / name; d.mkdir(parents=True)
+            (d / "log.csv").write_text("step,sup\n0,1.5\n")
+            (d / "metrics.json").write_text(json.dumps(dict(miou=40.0, seconds=1.0 if side == "a" else 9.0,
+                                                            run_dir=str(d), tau=0.5)))
+    assert tool.compare(tmp_path / "a", tmp_path / "b") == 0
+    assert "byte-identical" in capsys.readouterr().out
+    (tmp_path / "b" / "dgcl" / "log.csv").write_text("step,sup\n0,1.50001\n")
+    m = tmp_path / "b" / "selftrain" / "metrics.json"
+    m.write_text(json.dumps({**json.loads(m.read_text()), "miou": 40.5}))
+    assert tool.compare(tmp_path / "a", tmp_path / "b") == 1
+    out = capsys.readouterr().out
+    assert "dgcl: log.csv differs" in out and "selftrain: metrics.json miou: 40.0 against 40.5" in out

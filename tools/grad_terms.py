@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from dgcl.config import upgrade_config
 from dgcl.trainer import Config, Trainer, lambda_contra_effective, loss_weights
 
 
@@ -20,8 +21,7 @@ def grad_terms(run_dir: Path, steps: int = 4) -> dict:
     if not (run_dir / "checkpoint.pt").exists(): sys.exit(f"grad_terms: error: {run_dir} holds no checkpoint.pt")
     tmp = Path(tempfile.mkdtemp()) / "run"
     shutil.copytree(run_dir, tmp, ignore=shutil.ignore_patterns("tb", "*.png"))
-    names = {f.name for f in dataclasses.fields(Config)}
-    t = Trainer(Config(**{k: v for k, v in cfg.items() if k in names} | dict(run_dir=str(tmp), resume=True)), quiet=True)
+    t = Trainer(Config(**upgrade_config(cfg) | dict(run_dir=str(tmp), resume=True)), quiet=True)
     t.optimise = lambda loss, idle=(): None  # the gradients are read, not applied
     t.teacher_after_step = lambda: None
     params = [(n, p) for n, p in t.student.named_parameters() if p.requires_grad]

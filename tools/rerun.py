@@ -32,7 +32,8 @@ def main(argv=None) -> int:
         print(f"rerun: {a.to} holds a finished run: allowed is a new folder or an interrupted run's", file=sys.stderr); return 2
     bad = [c for c in a.changes if "=" not in c]
     if bad: print(f"rerun: {bad[0]!r} is not FIELD=VALUE", file=sys.stderr); return 2
-    config = json.loads((a.source / "config.json").read_text())
+    from dgcl.config import upgrade_config
+    config = upgrade_config(json.loads((a.source / "config.json").read_text()))  # an older run: today's fields
     changes = dict(c.split("=", 1) for c in a.changes)
     unknown = [k for k in changes if k not in config]
     if unknown: print(f"rerun: {unknown[0]!r} is not a field of {a.source}/config.json", file=sys.stderr); return 2

@@ -1,6 +1,6 @@
 """Behaviour check for refactors: run a fixed set of short runs, then compare two such sets.
 
-    python tools/same_runs.py make DIR        # the runs below into DIR/<name>/ (finished ones are skipped)
+    python tools/same_runs.py make DIR [NAME ...]  # the runs below (or those named) into DIR/<name>/, finished ones skipped
     python tools/same_runs.py compare A B     # byte-identical log.csv, equal metrics.json values (time and paths aside)
 
 The set: DGCL, self-training, UniMatch + DGCL, supervised and `recipe=official` DGCL, 250 steps each on the embedded
@@ -26,9 +26,10 @@ RUNS = {  # name: Config fields on top of SHORT
 VOLATILE = {"seconds", "run_dir", "data_root"}  # time and paths
 
 
-def make(out: Path):
+def make(out: Path, names=()):
     from dgcl.trainer import Config, Trainer
     for name, fields in RUNS.items():
+        if names and name not in names: continue
         d = out / name
         if (d / "metrics.json").exists(): print(f"{name}: finished, skipped"); continue
         cfg = Config(**SHORT, **fields, run_dir=str(d))
@@ -41,7 +42,7 @@ def make(out: Path):
 def _flat(m: dict) -> dict:
     "metrics.json with the run's configuration read through `upgrade_config` where the code has one."
     try:
-        from dgcl.trainer import upgrade_config  # noqa: F401  (newer code: old field names mapped onto today's)
+        from dgcl.config import upgrade_config  # newer code: an older run's fields read as today's
     except ImportError:
         upgrade_config = None
     if upgrade_config is not None: m = {**m, **upgrade_config(m)}
@@ -66,10 +67,13 @@ def compare(a: Path, b: Path) -> int:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("make").add_argument("out", type=Path)
+    mk = sub.add_parser("make"); mk.add_argument("out", type=Path); mk.add_argument("names", nargs="*", help=f"of {', '.join(RUNS)}")
     c = sub.add_parser("compare"); c.add_argument("a", type=Path); c.add_argument("b", type=Path)
     args = ap.parse_args()
-    if args.cmd == "make": make(args.out)
+    if args.cmd == "make":
+        bad = [n for n in args.names if n not in RUNS]
+        if bad: ap.error(f"run {bad[0]!r} is unknown: allowed are {', '.join(RUNS)}")
+        make(args.out, args.names)
     else:
         for d in (args.a, args.b):
             if not d.is_dir(): ap.error(f"{d} is not a folder of runs made by `same_runs.py make`")
