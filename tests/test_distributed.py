@@ -8,7 +8,7 @@ import pytest
 from helpers import TINY, tiny_dataset
 
 
-@pytest.mark.parametrize("extra", [["--no-split_bn"], ["--split_bn"]], ids=["joint-bn", "split-bn"])
+@pytest.mark.parametrize("extra", [["--no-split_bn", "--contra_grad_divisor", "4"], ["--split_bn"]], ids=["joint-bn", "split-bn"])
 def test_two_ranks_identical(tmp_path, extra):
     data = tiny_dataset(tmp_path / "data")
     run_dir = tmp_path / "run"
@@ -22,6 +22,8 @@ def test_two_ranks_identical(tmp_path, extra):
     a, b = m["replica_checksums"]
     assert a == b, "the two ranks hold different weights or banks"
     assert len((run_dir / "log.csv").read_text().splitlines()) == 11  # rank 0 alone writes the log
+    # the step's weight of L_contra is λ_contra / contra_grad_divisor, whatever the world size (DDP averages the ranks)
+    assert m["lambda_contra_effective"] == m["lambda_contra"] / (4 if "--contra_grad_divisor" in extra else 1)
 
 
 def test_two_ranks_consistency(tmp_path):
