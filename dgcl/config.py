@@ -12,7 +12,7 @@ from pathlib import Path
 from fastcore.basics import patch
 
 from .data import DATASETS
-from .embedded import DIGIT_STYLES
+from .embedded import DIGIT_STYLES, test_draw
 from .sampling import ANCHOR_SELECT
 from .weights import LOCAL_WEIGHTS
 
@@ -155,7 +155,7 @@ class Config:
     fast_dropout: bool | None = None  # dropout masks from random bits (`bits_dropout`): another random stream, less time on CPUs
 
     # --- evaluation ---
-    eval_split: str = "val"  # embedded: 'val' (development) | 'test' (the held-out test split, scored once per run)
+    eval_split: str = "val"  # embedded: 'val' (development) | 'test' (held-out, scored once per run) | 'test-d2' (the study's)
     eval_batch_size: int | None = None  # images per evaluation batch
     eval_every: int = 0  # evaluate the teacher every N epochs during training (0: only at the end)
     eval_centre_crop: int | None = None  # paper protocol: score centre crops of this size (0: whole images)
@@ -295,8 +295,8 @@ def validate(self: Config):
         ("digit_style", self.digit_style == "v5" or self.dataset == "embedded", "v5 unless dataset=embedded"),
         ("split_seed", self.split_seed == 0 or (self.dataset == "embedded" and self.split_seed > 0),
          "0, or > 0 for dataset=embedded (its seeded labelled draws)"),
-        ("eval_split", self.eval_split == "val" or (self.dataset == "embedded" and self.eval_split == "test"),
-         "val, or test for dataset=embedded"),
+        ("eval_split", self.eval_split == "val" or (self.dataset == "embedded" and test_draw(self.eval_split) is not None),
+         "val, or a held-out test split for dataset=embedded: test (every table so far), test-d2, …"),
         *[(k, 0 <= getattr(self, k) <= 1, "0..1") for k in ("conf_thresh", "jitter_p", "gray_p", "blur_p")],
         ("weak_from", self.weak_from in ("student", "teacher"), "student or teacher"),
         ("jitter_bcs", 0 <= self.jitter_bcs < 1, "0 ≤ jitter_bcs < 1"), ("jitter_hue", 0 <= self.jitter_hue <= 0.5, "0..0.5"),

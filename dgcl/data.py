@@ -20,7 +20,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from .splits import PROTOCOLS, DataError, get_split, get_val, make_split, write_split
-from .embedded import EMBEDDED_CLASSES, background_crop, background_photos, make_embedded, split_dir_name
+from .embedded import EMBEDDED_CLASSES, background_crop, background_photos, make_embedded, split_dir_name, test_draw
 
 # %% auto #0
 __all__ = ['IGNORE_INDEX', 'VOC_CLASSES', 'CITYSCAPES_CLASSES', 'LAYOUTS', 'SPLIT_SOURCES', 'EVAL_MODES', 'DATASETS', 'MEAN',
@@ -149,7 +149,7 @@ def split_lists(dataset: str, # 'embedded', 'pascal' or 'cityscapes'
                 root, # dataset folder (used for 'embedded' only)
                 n_labelled: int, # labelled count of the split
                 split_seed: int = 0, # embedded: which seeded draw of that count (`split_dir_name`)
-                eval_split: str = "val", # embedded: 'val', or 'test' (the held-out test split, for final tables)
+                eval_split: str = "val", # embedded: 'val', or a held-out test split: 'test' (every table so far), 'test-d2', …
                ) -> tuple[list[str], list[str], list[str]]: # (labelled, unlabelled, val or test) names
     "Sample names of the labelled, unlabelled and evaluation sets of a split."
     if dataset_spec(dataset).splits != "built":  # the shipped lists (a folder's: `folder_lists`)
@@ -166,7 +166,8 @@ def split_lists(dataset: str, # 'embedded', 'pascal' or 'cityscapes'
         have = sorted(int(p.name) for p in sd.iterdir() if p.name.isdigit() and (p / "labeled.txt").is_file())
         raise DataError(f"unknown split {n_labelled!r}" + (f" (split_seed {split_seed})" if split_seed else "") +
                         f" for embedded dataset {root}: the labelled counts present are {', '.join(map(str, have)) or 'none'}")
-    if eval_split not in ("val", "test"): raise DataError(f"eval_split={eval_split!r} is out of range: allowed is val or test")
+    if not (eval_split == "val" or test_draw(eval_split)):
+        raise DataError(f"eval_split={eval_split!r} is out of range: allowed is val, test or test-dN (N ≥ 2)")
     ev = sd / f"{eval_split}.txt"
     if not ev.is_file(): raise DataError(f"embedded dataset folder {root} has no {eval_split} split (splits/{ev.name}): "
                                          "build it with make_embedded(n_test=...)")
@@ -603,8 +604,9 @@ def resolve_skip(spec: str, # 'auto', 'none' or comma-separated class indices
 # %% ../nbs/03_data.ipynb #00b35dcb
 def built_root(cfg) -> str:
     "The folder of the dataset a run of `cfg` builds itself (embedded): its image size, labelled draw and test split."
+    draw = test_draw(cfg.eval_split)  # None: val; 1: the test split of every table so far; 2, …: later ones
     return str(make_embedded(seed=0, size=cfg.image_size, split_seeds=(cfg.split_seed,), style=cfg.digit_style,
-                             n_test=dataset_spec(cfg.dataset).test_images if cfg.eval_split == "test" else 0))
+                             n_test=dataset_spec(cfg.dataset).test_images if draw else 0, test_draws=(draw or 1,)))
 
 @dataclass
 class RunData:
@@ -647,7 +649,7 @@ def create_datasets(cfg, # a resolved `Config` (or anything with its fields)
         new_split, extra = ((lab, unl, val) if made else None), dict(folder=fd)
     else:
         lab, unl, val = split_lists(cfg.dataset, root, cfg.split, cfg.split_seed)
-        test = split_lists(cfg.dataset, root, cfg.split, cfg.split_seed, "test")[2] if cfg.eval_split == "test" else []
+        test = split_lists(cfg.dataset, root, cfg.split, cfg.split_seed, cfg.eval_split)[2] if cfg.eval_split != "val" else []
         check_dataset(cfg.dataset, root, {"train_l": lab, "train_u": unl, "val": val})
         if test: check_dataset(cfg.dataset, root, {"val": test})  # the held-out images, read like val
     skip = resolve_skip(cfg.skip_classes, len(classes), skip)
@@ -655,5 +657,5 @@ def create_datasets(cfg, # a resolved `Config` (or anything with its fields)
     return RunData(root, SegDataset(cfg.dataset, root, lab, "train_l", seed=cfg.seed, **aug),
                    SegDataset(cfg.dataset, root, unl, "train_u", seed=cfg.seed + 7919, **aug),
                    SegDataset(cfg.dataset, root, val, "val", **extra),
-                   SegDataset(cfg.dataset, root, test, "val") if cfg.eval_split == "test" else None,
+                   SegDataset(cfg.dataset, root, test, "val") if cfg.eval_split != "val" else None,
                    classes, skip, new_split)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,7 +19,7 @@ from .splits import DataError, make_split, write_split
 
 # %% auto #0
 __all__ = ['EMBEDDED_CLASSES', 'DIGIT_STYLES', 'background_photos', 'background_crop', 'split_dir_name', 'default_cache',
-           'make_embedded', 'mask_check']
+           'make_embedded', 'test_split_name', 'test_draw', 'mask_check']
 
 # %% ../nbs/02_embedded.ipynb #6fd7f608
 EMBEDDED_CLASSES = ["background"] + [str(d) for d in range(10)]  # class k + 1 is the digit k
@@ -139,6 +140,7 @@ def make_embedded(root=None, # parent folder of the dataset; None: `default_cach
                   n_test: int = 0, # held-out test images (`splits/test.txt`): scans no train/val image uses; 0: none
                   split_seeds=(0,), # labelled draws written for every count in `splits` (0: `splits/<n>/`)
                   style: str = "v5", # how digits are painted (`DIGIT_STYLES`): 'v5' the testbed's, 'bold'
+                  test_draws=(1,), # which held-out test splits `n_test` builds: draw d is `splits/{test_split_name(d)}.txt`
                  ) -> Path: # the dataset folder, `root/embedded-{style}-s{seed}-n{n_train}-{n_val}-{size}`
     "Build (once) and return the embedded digits-on-photographs dataset, 11 classes, in PASCAL VOC layout."
     from sklearn.datasets import load_digits
@@ -181,7 +183,8 @@ def make_embedded(root=None, # parent folder of the dataset; None: `default_cach
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     for k in split_seeds: _write_splits(final, train_names, splits, seed, k)
-    if n_test: _build_test(final, seed, n_train, n_val, size, n_test, style)
+    if n_test:
+        for draw in test_draws: _build_test(final, seed, n_train, n_val, size, n_test, style, draw)
     return final
 
 def _used_scans(seed, n_train, n_val, size, digits, targets, photos, style="v5") -> tuple[set, set]:
@@ -194,13 +197,24 @@ def _used_scans(seed, n_train, n_val, size, digits, targets, photos, style="v5")
                                          used=used[part], **DIGIT_STYLES[style])
     return used["train"], used["val"]
 
-def _build_test(final: Path, seed, n_train, n_val, size, n_test, style="v5"):
-    "Add `n_test` test images to a built dataset (once): digits no train/val image shows, another generator."
-    lst = final / "splits" / "test.txt"
+def test_split_name(draw: int = 1) -> str:
+    "The name of held-out test split `draw`: 'test' (the first, every table so far), then 'test-d2', 'test-d3', …"
+    if int(draw) < 1: raise DataError(f"test draw {draw!r} is out of range: allowed is ≥ 1")
+    return "test" if draw == 1 else f"test-d{draw}"
+
+def test_draw(eval_split: str) -> int | None:
+    "The draw of a held-out test split's name ('test' → 1, 'test-d2' → 2, …); None for any other name."
+    m = re.fullmatch(r"test(?:-d([2-9]|[1-9]\d+))?", str(eval_split))
+    return (int(m.group(1)) if m.group(1) else 1) if m else None
+
+def _build_test(final: Path, seed, n_train, n_val, size, n_test, style="v5", draw: int = 1):
+    "Add `n_test` test images to a built dataset (once): digits no train/val image shows, generator `[seed, draw]`."
+    split_name = test_split_name(draw)
+    lst = final / "splits" / f"{split_name}.txt"
     if lst.exists():
         have = len(lst.read_text().split())
         if have != n_test: raise DataError(f"{final} holds a test split of {have} images: n_test={n_test} is not allowed "
-                                           f"there (ask for n_test={have}, or delete splits/test.txt to rebuild it)")
+                                           f"there (ask for n_test={have}, or delete splits/{lst.name} to rebuild it)")
         return
     from sklearn.datasets import load_digits
     dg, photos = load_digits(), background_photos()
@@ -209,8 +223,9 @@ def _build_test(final: Path, seed, n_train, n_val, size, n_test, style="v5"):
     missing = sorted(set(range(10)) - set(dg.target[pool].tolist()))
     if missing: raise DataError(f"no digit scan of class(es) {missing} is left for a test split of {final.name}: all are "
                                 "used by train or val images (build with fewer n_train/n_val)")
-    rng = np.random.default_rng([seed, 1])  # another generator: no draw shared with the train/val images
-    names, shown = [f"test_{i:05d}" for i in range(n_test)], set()
+    rng = np.random.default_rng([seed, draw])  # another generator: no draw shared with the train/val images
+    prefix = "test" if draw == 1 else f"test{draw}"
+    names, shown = [f"{prefix}_{i:05d}" for i in range(n_test)], set()
     tmp = Path(tempfile.mkdtemp(dir=final, prefix=".test.tmp-"))
     try:
         for name in names:
@@ -221,12 +236,13 @@ def _build_test(final: Path, seed, n_train, n_val, size, n_test, style="v5"):
         for name in names:
             os.replace(tmp / f"{name}.jpg", final / "JPEGImages" / f"{name}.jpg")
             os.replace(tmp / f"{name}.png", final / "SegmentationClassAug" / f"{name}.png")
-        (tmp / "test_info.json").write_text(json.dumps(dict(
-            n_test=n_test, generator=[seed, 1], digits_free=len(pool), digits_shown=sorted(shown),
+        info = "test_info.json" if draw == 1 else f"{split_name}_info.json"
+        (tmp / info).write_text(json.dumps(dict(
+            n_test=n_test, generator=[seed, draw], digits_free=len(pool), digits_shown=sorted(shown),
             digits_free_per_class=np.bincount(dg.target[pool], minlength=10).tolist())) + "\n")
-        os.replace(tmp / "test_info.json", final / "test_info.json")
-        (tmp / "test.txt").write_text("\n".join(names) + "\n")
-        os.replace(tmp / "test.txt", lst)  # last: the split exists only once every image is in place
+        os.replace(tmp / info, final / info)
+        (tmp / lst.name).write_text("\n".join(names) + "\n")
+        os.replace(tmp / lst.name, lst)  # last: the split exists only once every image is in place
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -413,7 +413,7 @@ def bank_note(self: Trainer) -> dict:
 @patch
 def _val_loader(self: Trainer, split: str = "val"):
     "The validation (or test) images of this rank (every `world`-th one; the confusion matrices are summed)."
-    ds = self.test if split == "test" else self.val
+    ds = self.val if split == "val" else self.test  # 'test', 'test-d2', …: the run's held-out split
     ds = torch.utils.data.Subset(ds, range(self.rank, len(ds), self.world)) if self.world > 1 else ds
     return DataLoader(ds, batch_size=self.cfg.eval_batch_size, num_workers=self.cfg.num_workers)
 
@@ -450,7 +450,7 @@ def finish(self: Trainer) -> dict:
                "bank_entries": (dict(zip(names, self.bank._count)) if self.bank is not None else None),
                **dataclasses.asdict(cfg),
                "torch": torch.__version__, "world_size": self.world}
-    if cfg.eval_split == "test":  # val too, for development tables: the test number is the one to report
+    if cfg.eval_split != "val":  # val too, for development tables: the test number is the one to report
         metrics["val"] = {name: self.evaluate(m)["miou"] for name, m in [("student", self.student), ("teacher", self.teacher)]}
     metrics.update(self.run_facts())  # the resolved device and precision, the threads
     if self.world > 1: metrics["replica_checksums"] = self._replica_checksums()

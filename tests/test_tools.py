@@ -78,3 +78,19 @@ def test_same_runs_compare(tmp_path, capsys):
     assert tool.compare(tmp_path / "a", tmp_path / "b") == 1
     out = capsys.readouterr().out
     assert "dgcl: log.csv differs" in out and "selftrain: metrics.json miou: 40.0 against 40.5" in out
+
+
+def test_study_replicates(tmp_path, capsys):
+    "tools/study.py restates the plan's replicates; no committed run uses a stage-2 draw or seed, and a reuse is caught."
+    tool = _tool("study")
+    plan = (ROOT / "runs" / "study" / "PLAN.md").read_text()
+    assert "(200, 200), (201, 201), (202, 202)" in plan and "(300 + i, 300 + i) for i = 0..19" in plan and "i = 20..39" in plan
+    assert tool.DEV == ((200, 200), (201, 201), (202, 202)) and tool.TEST[0] == (300, 300) and tool.EXTENSION[-1] == (339, 339)
+    assert not {s for r in tool.DEV for s in r} & {s for r in tool.TEST + tool.EXTENSION for s in r}  # dev never on test
+    assert tool.reused() == [], tool.reused()  # every committed run: no stage-2 draw, seed or split
+    assert tool.main(["check"]) == 0 and "no committed run outside runs/study/test/" in capsys.readouterr().out
+    for name, c in (("a", dict(split_seed=0, seed=305)), ("b", dict(split_seed=0, seed=0, eval_split="test-d2")),
+                    ("study/test/ok", dict(split_seed=300, seed=300, eval_split="test-d2"))):
+        (tmp_path / name).mkdir(parents=True); (tmp_path / name / "config.json").write_text(json.dumps(c))
+    assert [b.split(":")[0] for b in tool.reused(tmp_path)] == ["a", "b"]
+    assert tool.main(["run"]) == 2
