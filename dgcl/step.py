@@ -85,9 +85,10 @@ def train_step(self: Step, x_l, y_l, x_u, ign_u) -> StepLog:
         terms["contra"], ran, cache, stats = self.contra_term(out, feats, g)
     loss = self.total_loss(terms, out, semi)  # Eq. 2
     log = StepLog.of(terms, ran, stats)  # the loss terms and, where L_contra ran, its anchors' share of each class
-    if not self._finite(terms): return log  # a skipped step: no update, the bank untouched
+    finite, ran_any = self._finite(terms, ran)  # one collective under DDP: non-finite terms, L_contra on any rank
+    if not finite: return log  # a skipped step: no update, the bank untouched
     self.contra_steps += ran  # steps whose DGCL term ran (skipped steps do not count)
-    self.optimise(loss, self.idle_params(ran))
+    self.optimise(loss, self.idle_params(ran_any))
     self.teacher_after_step()
     if feats is not None:  # SPEC §5: after the optimiser step, with this step's features
         self.bank.update(feats[0].detach(), feats[1].detach(), feats[2], self.ignore, cache)
@@ -307,8 +308,6 @@ def contra_labels(self: Step, y_l, y_contra, size) -> torch.Tensor:
 def idle_params(self: Step, ran: bool) -> list:
     "AdamW: the parameters no loss term reached this step (the projection head where L_contra ran on no rank; the auxiliary head without its term)."
     if self.cfg.optimizer != "adamw": return []  # SGD: their zero gradients stay, weight decay and momentum move them
-    if self.world > 1 and self.method.contrastive:  # a term that ran on any rank gave every rank a real gradient
-        t = torch.tensor([float(ran)], device=self.device); dist.all_reduce(t, op=dist.ReduceOp.MAX); ran = bool(t)
     heads = [] if ran else [getattr(self.student, "proj", None)]
     if not self.cfg.aux_weight: heads.append(getattr(self.student, "aux", None))
     return [p for h in heads if h is not None for p in h.parameters()]
@@ -328,20 +327,23 @@ def _broadcast_buffers(model: torch.nn.Module):
     for b in model.buffers(): dist.broadcast(b, 0)
 
 @patch
-def _finite(self: Step, terms: dict) -> bool:
+def _finite(self: Step, terms: dict, ran: bool = False) -> tuple[bool, bool]:
+    "(every term finite on every rank, L_contra ran on some rank): one all-reduce under DDP, so ranks skip and step alike."
     flags = torch.stack([(~torch.isfinite(v.detach())).any() for v in terms.values()]).float()
+    flags = torch.cat([flags, flags.new_tensor([float(ran)])])
     if self.world > 1: dist.all_reduce(flags, op=dist.ReduceOp.MAX)  # every rank skips the same steps
-    bad = [k for k, f in zip(terms, flags.tolist()) if f]
+    *bad_flags, ran = flags.tolist()
+    bad = [k for k, f in zip(terms, bad_flags) if f]
     if not bad:
         self.bad_in_row = 0
-        return True
+        return True, bool(ran)
     self.skipped += 1; self.bad_in_row += 1
     warnings.warn(f"step {self.step}: non-finite loss term {', '.join(bad)}: step skipped "
                   f"({self.bad_in_row} in a row, {self.skipped} in all)")
     if self.bad_in_row >= self.cfg.max_bad_steps:
         raise FloatingPointError(f"{self.bad_in_row} non-finite losses in a row (term {', '.join(bad)}) at step "
                                  f"{self.step}: stopped; the last good checkpoint is {self.ckpt_path}")
-    return False
+    return False, bool(ran)
 
 
 # %% ../nbs/13_step.ipynb #48cf1f0e

@@ -40,13 +40,9 @@ def make(out: Path, names=()):
 
 
 def _flat(m: dict) -> dict:
-    "metrics.json with the run's configuration read through `upgrade_config` where the code has one."
-    try:
-        from dgcl.config import upgrade_config  # newer code: an older run's fields read as today's
-    except ImportError:
-        upgrade_config = None
-    if upgrade_config is not None: m = {**m, **upgrade_config(m)}
-    return {k: v for k, v in m.items() if k not in VOLATILE}
+    "metrics.json with the run's configuration read through `upgrade_config` (an older run's fields as today's)."
+    from dgcl.config import upgrade_config
+    return {k: v for k, v in {**m, **upgrade_config(m)}.items() if k not in VOLATILE}
 
 
 def compare(a: Path, b: Path) -> int:
