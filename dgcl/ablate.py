@@ -97,9 +97,8 @@ class Run:
 
 def _studied_defaults(dataset: str = "embedded") -> dict:
     "The defaults of every studied parameter for `dataset` (its recipe resolved): each run states all of them, so equal settings have equal keys."
-    import dataclasses
     from dgcl.trainer import Config
-    d = dataclasses.asdict(Config(dataset=dataset).resolved())
+    d = Config(dataset=dataset).resolved().flat()
     return {param: d[param] for param, _, _ in TABLES.values() if param in d}
 
 def _same(a, b) -> bool:

@@ -367,8 +367,8 @@ def step_trainer(kind: str, # 'supervised' | 'selftrain' | 'dgcl'
         g = torch.Generator().manual_seed(seed)
         n = tr.cfg.memory_size
         for c in range(tr.n_classes):
-            tr.bank.push(c, torch.randn(n, tr.cfg.head_dim, generator=g).to(tr.device),
-                         torch.randn(n, tr.cfg.proj_dim, generator=g).to(tr.device), torch.rand(n, generator=g).to(tr.device))
+            tr.bank.push(c, torch.randn(n, tr.cfg.arch.head_dim, generator=g).to(tr.device),
+                         torch.randn(n, tr.cfg.arch.proj_dim, generator=g).to(tr.device), torch.rand(n, generator=g).to(tr.device))
     return tr
 
 def step_batch(tr) -> tuple:
@@ -417,7 +417,7 @@ def train_step_bench(repeats: int = 15, # timed rounds (after one warm-up)
                 if r > 0: times[key].append(dt)
             log(f"  round {r}/{repeats}{' (warm-up)' if r == 0 else ''}")
         lt = trs[variants[0], kinds[-1]]
-        lt.cfg.num_workers = num_workers
+        lt.cfg = replace(lt.cfg, num_workers=num_workers)
         loader = loader_seconds(lt, 5 if overrides else 10)
     med = {v: {k: statistics.median(times[v, k]) for k in kinds} for v in variants}
     fast = FAST if FAST in variants else variants[-1]
@@ -425,8 +425,8 @@ def train_step_bench(repeats: int = 15, # timed rounds (after one warm-up)
     return dict(
         preset="train-step", recipe="embedded", overrides=overrides or {}, device=str(lt.device), repeats=repeats, seed=seed,
         threads=torch.get_num_threads(), torch=torch.__version__, cpu_flags_bf16=_bf16_flags(),
-        network=dict(backbone=cfg.backbone, crop=cfg.crop, batch_size=cfg.batch_size, split_bn=cfg.split_bn,
-                     memory_size=cfg.memory_size, head_dim=cfg.head_dim),
+        network=dict(backbone=cfg.backbone, crop=cfg.crop, batch_size=cfg.batch_size, split_bn=cfg.arch.split_bn,
+                     memory_size=cfg.memory_size, head_dim=cfg.arch.head_dim),
         variants={v: dict(**STEP_VARIANTS[v][0], fused_optimizer=STEP_VARIANTS[v][1]) for v in variants},
         kinds=list(kinds), fast=fast, baseline=base,
         median_s=med, all_s={v: {k: times[v, k] for k in kinds} for v in variants},

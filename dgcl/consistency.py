@@ -166,11 +166,11 @@ def unimatch_loss(sup: torch.Tensor, # L_sup, the labelled images' loss
 def strong_views(self: Step, x_u: torch.Tensor, g: torch.Generator) -> tuple:
     "Two strong views of the weak view `x_u`, each CutMix'd with the next image's strong view: `(s1, s2, m1, m2)`."
     cfg, (B, _, H, W) = self.cfg, x_u.shape
-    kw = dict(jitter_p=cfg.jitter_p, bcs=cfg.jitter_bcs, hue=cfg.jitter_hue, gray_p=cfg.gray_p, blur_p=cfg.blur_p,
-              sigma=(cfg.blur_sigma_min, cfg.blur_sigma_max))
+    kw = dict(jitter_p=cfg.consistency.jitter_p, bcs=cfg.consistency.jitter_bcs, hue=cfg.consistency.jitter_hue, gray_p=cfg.consistency.gray_p, blur_p=cfg.consistency.blur_p,
+              sigma=(cfg.consistency.blur_sigma_min, cfg.consistency.blur_sigma_max))
     s1, s2 = strong_augment(x_u, g, **kw), strong_augment(x_u, g, **kw)  # B,3,H,W each, own draws
-    box = dict(p=cfg.cutmix_p, generator=g, device=x_u.device, area=(cfg.strong_box_min, cfg.strong_box_max),
-               ratio=cfg.strong_box_ratio)
+    box = dict(p=cfg.augment.cutmix_p, generator=g, device=x_u.device, area=(cfg.consistency.strong_box_min, cfg.consistency.strong_box_max),
+               ratio=cfg.consistency.strong_box_ratio)
     m1, m2 = box_masks(B, H, W, **box), box_masks(B, H, W, **box)  # B,H,W each
     return cutmix(s1, m1)[0], cutmix(s2, m2)[0], m1, m2
 
@@ -179,7 +179,7 @@ def weak_contra_labels(self: Step, small: torch.Tensor, weak: torch.Tensor, ign_
     "DGCL's contrastive labels from the weak prediction: argmax without the α_t % most uncertain (SPEC §3), as `pseudo_labels`."
     cfg, ig = self.cfg, self.ignore
     a = alpha_t(progress(self.step / self.iters_per_epoch, cfg.epochs, cfg.sup_only_epochs), cfg.alpha0, cfg.alpha_min)
-    if cfg.contra_labels_at == "image":  # B,H,W
+    if cfg.procedure.contra_labels_at == "image":  # B,H,W
         return drop_uncertain(weak.argmax(1).masked_fill(ign_u == ig, ig), pixel_entropy(weak), a, ig)
     ps = small.argmax(1).masked_fill(resize_labels(ign_u, small.shape[-2:]) == ig, ig)  # B,h,w at the feature resolution
     return drop_uncertain(ps, pixel_entropy(small), a, ig)
@@ -192,23 +192,23 @@ def consistency_terms(self: Step, x_l, y_l, x_u, ign_u, g) -> tuple:
     s1, s2, m1, m2 = self.strong_views(x_u, g)
     S1, S2, L, U, FP = (slice(i * B, (i + 1) * B) for i in range(5))  # the blocks of rows of the student's output
     with self.autocast():  # one call on [s1 | s2 | x_l | x_u], fp stream of x_u; split_bn: [s1, s2] and [x_l, x_u]
-        out = self.net(torch.cat([s1, s2, x_l, x_u]), split=2 * B if cfg.split_bn else 0, fp=B, fp_p=cfg.fp_dropout)
+        out = self.net(torch.cat([s1, s2, x_l, x_u]), split=2 * B if cfg.arch.split_bn else 0, fp=B, fp_p=cfg.consistency.fp_dropout)
         sup = self.sup_loss({k: v[L] for k, v in out.items()}, y_l)
     small = out["pred"][U].detach().float()  # B,C,h,w: the student's weak prediction (UniMatch v1)
-    if cfg.weak_from == "teacher" or not cfg.ema_buffers:  # the teacher's own forward (its BN statistics, official)
+    if cfg.consistency.weak_from == "teacher" or not cfg.procedure.ema_buffers:  # the teacher's own forward (its BN statistics, official)
         with torch.no_grad(), self.autocast():
             self.teacher.train()
             t_small = self.teacher(torch.cat([x_l, x_u]))["pred"][B:].float()
-        if cfg.weak_from == "teacher": small = t_small
+        if cfg.consistency.weak_from == "teacher": small = t_small
     weak = self.up(small, (H, W))  # B,C,H,W in float32
     up = lambda rows: self.up(out["pred"][rows].float(), (H, W))
-    lo = unimatch_loss(sup, up(S1), up(S2), up(FP), weak, ign_u, m1, m2, cfg.conf_thresh,
-                       (cfg.weight_s1, cfg.weight_s2, cfg.weight_fp), self.ignore)
+    lo = unimatch_loss(sup, up(S1), up(S2), up(FP), weak, ign_u, m1, m2, cfg.consistency.conf_thresh,
+                       (cfg.consistency.weight_s1, cfg.consistency.weight_s2, cfg.consistency.weight_fp), self.ignore)
     self.consistency_stats = {k: lo[k].detach() for k in ("s1", "s2", "fp")}  # the last step's terms, for inspection
     terms, feats = {"sup": sup, "unsup": lo["unsup"]}, None  # train_step: (sup + unsup) / 2
     if self.method.contrastive:  # what L_contra and the bank see; `train_step` runs the term (`contra_term`)
         size, yc = out["fts"].shape[-2:], self.weak_contra_labels(small, weak, ign_u)  # the weak view's labels
-        if cfg.contra_on == "weak":  # labelled + weak rows
+        if cfg.consistency.contra_on == "weak":  # labelled + weak rows
             fts, rep = out["fts"][2 * B:4 * B], out["rep"][2 * B:4 * B]
             labels = self.contra_labels(y_l, yc, size)
         else:  # labelled + both strong rows, the weak view's labels mixed as the images were

@@ -627,33 +627,33 @@ def create_datasets(cfg, # a resolved `Config` (or anything with its fields)
                    ) -> RunData:
     "The datasets of a run of `cfg`, checked: one clear error for a missing folder, list, image or label."
     spec = dataset_spec(cfg.dataset)
-    if spec.splits != "folder" and (cfg.ignore_index != IGNORE_INDEX or cfg.label_map or cfg.background):
+    if spec.splits != "folder" and (cfg.folder.ignore_index != IGNORE_INDEX or cfg.folder.label_map or cfg.folder.background):
         raise ValueError(f"ignore_index, label_map and background are options of dataset=folder: {cfg.dataset} "
                          f"labels ignore {IGNORE_INDEX} and its background class is known")
     root = cfg.data_root or (built_root(cfg) if spec.splits == "built" else "")
     if not root: raise ValueError(f"data_root is empty: dataset={cfg.dataset} needs the folder that holds it")
     classes, skip, new_split, extra, test = list(spec.classes), tuple(spec.skip_classes), None, {}, []
     if spec.splits == "folder":  # classes, mask table and split lists come from the folder
-        fd = folder_dataset(root, cfg.ignore_index, cfg.label_map)
+        fd = folder_dataset(root, cfg.folder.ignore_index, cfg.folder.label_map)
         mine = Path(run_dir or ".") / "splits"  # a resumed run keeps the split it generated
-        lab, unl, val, made = folder_lists(fd, cfg.split, cfg.seed, cfg.val_fraction, mine if cfg.resume and
+        lab, unl, val, made = folder_lists(fd, cfg.split, cfg.seed, cfg.folder.val_fraction, mine if cfg.resume and
                                            not (fd.root / "splits").is_dir() and (mine / "val.txt").is_file() else None)
         if not unl and semi:
             raise DataError(f"no unlabelled images in {root}: every image is labelled or held out; add images "
                             f"without a mask, lower split, or train method=supervised")
-        check_batchable(fd, val, cfg.eval_batch_size)
+        check_batchable(fd, val, cfg.speed.eval_batch_size)
         if contrastive and fd.absent_classes(lab):
             warnings.warn(f"class {fd.absent_classes(lab)[0]} is in no labelled mask of {root}: the memory bank fills "
                           "only from pseudo labels, and L_contra starts when every class's bank is full")
-        classes, skip = fd.classes, ((0,) if cfg.background else ())
+        classes, skip = fd.classes, ((0,) if cfg.folder.background else ())
         new_split, extra = ((lab, unl, val) if made else None), dict(folder=fd)
     else:
         lab, unl, val = split_lists(cfg.dataset, root, cfg.split, cfg.split_seed)
         test = split_lists(cfg.dataset, root, cfg.split, cfg.split_seed, cfg.eval_split)[2] if cfg.eval_split != "val" else []
         check_dataset(cfg.dataset, root, {"train_l": lab, "train_u": unl, "val": val})
         if test: check_dataset(cfg.dataset, root, {"val": test})  # the held-out images, read like val
-    skip = resolve_skip(cfg.skip_classes, len(classes), skip)
-    aug = dict(crop=cfg.crop, scale=(cfg.scale_min, cfg.scale_max), hflip=cfg.hflip, **extra)
+    skip = resolve_skip(cfg.procedure.skip_classes, len(classes), skip)
+    aug = dict(crop=cfg.crop, scale=(cfg.augment.scale_min, cfg.augment.scale_max), hflip=cfg.augment.hflip, **extra)
     return RunData(root, SegDataset(cfg.dataset, root, lab, "train_l", seed=cfg.seed, **aug),
                    SegDataset(cfg.dataset, root, unl, "train_u", seed=cfg.seed + 7919, **aug),
                    SegDataset(cfg.dataset, root, val, "val", **extra),

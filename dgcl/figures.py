@@ -92,7 +92,7 @@ def density_figure(trainer, out=None, n_classes_shown: int = 3, max_points: int 
         d = knn_density(f, bank.class_feats(c), bank.ks)
         r = torch.zeros(len(d), dtype=torch.long)
         r[select_anchors(d, min(cfg.n_anchors, max(1, len(d) // 4))).cpu()] = 1  # a small class: its sparsest quarter
-        r[d.topk(min(cfg.n_pos, max(1, len(d) // 4))).indices.cpu()] = 2
+        r[d.topk(min(cfg.contrast.n_pos, max(1, len(d) // 4))).indices.cpu()] = 2
         feats.append(F.normalize(f, dim=1).cpu()); dens.append(d.cpu()); cls += [c] * len(d); role.append(r)
     feats, dens, role, cls = torch.cat(feats), torch.cat(dens), torch.cat(role), torch.tensor(cls)
     centred = feats - feats.mean(0)

@@ -42,9 +42,9 @@ def _device(device: str) -> torch.device:
 
 def amp_dtype(cfg: Config, device: torch.device):
     "The autocast dtype the trainer used for `cfg` on `device` (None: full precision)."
-    if cfg.amp == "auto":  # a checkpoint written when 'auto' meant bf16 on a GPU that has it, else float32
+    if cfg.speed.amp == "auto":  # a checkpoint written when 'auto' meant bf16 on a GPU that has it, else float32
         return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
-    return resolve_precision(cfg.amp, device)
+    return resolve_precision(cfg.speed.amp, device)
 
 def load_run(checkpoint, # RUN/checkpoint.pt
              model: str = "teacher", # 'teacher' or 'student'
@@ -60,13 +60,13 @@ def load_run(checkpoint, # RUN/checkpoint.pt
         raise DataError(f"{p} is not a dgcl checkpoint: it lacks 'config' or the {model}'s weights")
     cfg = run_config(ck["config"])
     weights = ck[model]
-    net = build_model(weights["classifier.weight"].shape[0], cfg.backbone, output_stride=cfg.output_stride,
-                      dataset=cfg.dataset, pretrained=False, head_dim=cfg.head_dim, proj_dim=cfg.proj_dim,
-                      multi_grid=bool(cfg.multi_grid))  # the run's dilations: same shapes, other outputs
+    net = build_model(weights["classifier.weight"].shape[0], cfg.backbone, output_stride=cfg.arch.output_stride,
+                      dataset=cfg.dataset, pretrained=False, head_dim=cfg.arch.head_dim, proj_dim=cfg.arch.proj_dim,
+                      multi_grid=bool(cfg.arch.multi_grid))  # the run's dilations: same shapes, other outputs
     if cfg.pretrained in LOCAL_WEIGHTS and hasattr(net, "renorm"):  # the input normalisation those weights expect
         net.renorm = InputRenorm(LOCAL_WEIGHTS[cfg.pretrained]["mean"], LOCAL_WEIGHTS[cfg.pretrained]["std"])
-    if cfg.depthwise_fp32: depthwise_float32(net)  # the run's precision per layer
-    if cfg.channels_last: net = net.to(memory_format=torch.channels_last)  # the run's kernels (bf16 sums depend on them)
+    if cfg.speed.depthwise_fp32: depthwise_float32(net)  # the run's precision per layer
+    if cfg.speed.channels_last: net = net.to(memory_format=torch.channels_last)  # the run's kernels (bf16 sums depend on them)
     try: net.load_state_dict(weights)
     except RuntimeError as e:
         raise DataError(f"checkpoint {p} does not fit the network its config describes "
@@ -80,7 +80,7 @@ class TTA(torch.nn.Module):
     def __init__(self, net: torch.nn.Module, # a segmentation network returning {'pred': B,C,h,w}
                  scales=(0.75, 1.0, 1.25), # input rescaling factors
                  flip: bool = True, # also the horizontally mirrored image
-                 align_corners: bool = False, # the run's upsampling of logits (`Config.align_corners`)
+                 align_corners: bool = False, # the run's upsampling of logits (`Config.procedure.align_corners`)
                 ):
         super().__init__()
         if not scales or any(not s > 0 for s in scales): raise ValueError(f"scales={list(scales)} must be positive numbers")
@@ -110,13 +110,13 @@ def eval_images(cfg: Config, # the run's configuration
     root = data_root or cfg.data_root or (built_root(cfg) if source == "built" else "")  # the run's own images
     if not root: raise DataError(f"the run's data_root is empty: pass the folder of its {cfg.dataset} dataset (--data_root)")
     if source == "folder":
-        fd = folder_dataset(root, cfg.ignore_index, cfg.label_map, n_classes=n_classes)
+        fd = folder_dataset(root, cfg.folder.ignore_index, cfg.folder.label_map, n_classes=n_classes)
         own = not data_root or (cfg.data_root and Path(data_root).resolve() == Path(cfg.data_root).resolve())
         mine = Path(run_dir) / "splits" if run_dir is not None else None
         use_mine = own and mine is not None and not (fd.root / "splits").is_dir() and (mine / "val.txt").is_file()
         if split == "all": names = fd.masked
         else:
-            lab, _, val, _ = folder_lists(fd, cfg.split if own else 0, cfg.seed, cfg.val_fraction, mine if use_mine else None)
+            lab, _, val, _ = folder_lists(fd, cfg.split if own else 0, cfg.seed, cfg.folder.val_fraction, mine if use_mine else None)
             names = val if split == "val" else lab
         return SegDataset("folder", root, names, "val", folder=fd), fd.classes
     if split == "all": raise ValueError(f"split='all' is for folder datasets: {cfg.dataset} has val and labelled lists")
@@ -173,13 +173,13 @@ def eval_checkpoint(checkpoint, # RUN/checkpoint.pt
     n = net.classifier.out_channels
     ds, classes = eval_images(cfg, n, data_root, split, Path(checkpoint).parent)
     tta = tuple(scales) != (1.0,) or flip
-    m = TTA(net, scales, flip, bool(cfg.align_corners)) if tta else net
-    bs = batch_size or cfg.eval_batch_size
+    m = TTA(net, scales, flip, bool(cfg.procedure.align_corners)) if tta else net
+    bs = batch_size or cfg.speed.eval_batch_size
     if bs < 1: raise ValueError(f"batch_size={bs} is out of range: allowed is ≥ 1")
     if ds.folder is not None: check_batchable(ds.folder, ds.names, bs, "batch_size")
     crop = eval_crop(cfg)
     r = evaluate(m, DataLoader(ds, batch_size=bs, num_workers=0), n, dev, crop, amp_dtype(cfg, dev),
-                 bool(cfg.align_corners))  # as the trainer scored it
+                 bool(cfg.procedure.align_corners))  # as the trainer scored it
     conf = r["confusion"]
     result = {"miou": r["miou"], "per_class_iou": {c: _none_nan(v) for c, v in zip(classes, r["iou"])},
               "pixel_accuracy": float(conf.diag().sum() / conf.sum().clamp(min=1) * 100),
@@ -244,7 +244,7 @@ def predict(checkpoint, # RUN/checkpoint.pt
         except Exception as e: raise DataError(f"image {f} is unreadable or corrupt ({type(e).__name__}: {e})") from None
     net, cfg, dev = load_run(checkpoint, model, device)
     n, crop, amp = net.classifier.out_channels, eval_crop(cfg), amp_dtype(cfg, dev)
-    ac = bool(cfg.align_corners)
+    ac = bool(cfg.procedure.align_corners)
     m = TTA(net, scales, flip, ac) if tuple(scales) != (1.0,) or flip else net
     m.eval()
     out.mkdir(parents=True, exist_ok=True)

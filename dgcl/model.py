@@ -27,7 +27,7 @@ __all__ = ['MULTI_GRID', 'BACKBONES', 'upsample', 'resize_labels', 'ConvBNReLU',
 # %% ../nbs/05_model.ipynb #40ee1c02
 def upsample(x: torch.Tensor, # B,C,h,w logits or features
              size, # target (H, W)
-             align_corners: bool = False, # True as the authors' code (`Config.align_corners`)
+             align_corners: bool = False, # True as the authors' code (`Config.procedure.align_corners`)
             ) -> torch.Tensor: # B,C,H,W
     "Bilinear resize of a B,C,h,w map to `size`; a no-op when the size already matches."
     size = tuple(size)

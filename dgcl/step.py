@@ -121,7 +121,7 @@ def autocast(self: Step):
 @patch
 def up(self: Step, x: torch.Tensor, size) -> torch.Tensor:
     "Bilinear resize of B,C,h,w logits to `size` with the recipe's `align_corners`; a no-op at the same size."
-    return upsample(x, size, self.cfg.align_corners)
+    return upsample(x, size, self.cfg.procedure.align_corners)
 
 
 # %% ../nbs/13_step.ipynb #6604f869
@@ -131,7 +131,7 @@ def warmup_terms(self: Step, x_l, y_l) -> tuple:
     with self.autocast():
         out = self.net(x_l)
         terms = {"sup": self.sup_loss(out, y_l)}
-    if not (self.method.contrastive and self.cfg.bank_in_warmup): return out, terms, None
+    if not (self.method.contrastive and self.cfg.procedure.bank_in_warmup): return out, terms, None
     return out, terms, (out["fts"], out["rep"], resize_labels(y_l, out["fts"].shape[-2:]))
 
 
@@ -149,7 +149,7 @@ def pseudo_labels(self: Step, x_l, x_u, ign_u) -> dict:
     pseudo = logits.argmax(1).masked_fill(ign_u == self.ignore, self.ignore)
     out = {"unsup": drop_uncertain(pseudo, ent, beta_t(p, cfg.beta0), self.ignore)}
     a = alpha_t(p, cfg.alpha0, cfg.alpha_min)
-    if cfg.contra_labels_at == "image": out["contra"] = drop_uncertain(pseudo, ent, a, self.ignore)
+    if cfg.procedure.contra_labels_at == "image": out["contra"] = drop_uncertain(pseudo, ent, a, self.ignore)
     else:  # official: argmax and entropy of the teacher's logits at the feature resolution (SPEC §12)
         ps = small.argmax(1).masked_fill(resize_labels(ign_u, small.shape[-2:]) == self.ignore, self.ignore)
         out["contra"] = drop_uncertain(ps, pixel_entropy(small), a, self.ignore)
@@ -161,9 +161,9 @@ def pseudo_labels(self: Step, x_l, x_u, ign_u) -> dict:
 def student_terms(self: Step, x_l, y_l, x_u, x_aug, y_unsup) -> tuple:
     "One student call on `[x_l, x_aug]` (official: `[x_l, x_u, x_aug]`, SPEC §12): `(out, {'sup': L_sup, 'unsup': L_unsup})`."
     cfg, B = self.cfg, x_l.shape[0]
-    views = [x_l, x_u, x_aug] if cfg.clean_view else [x_l, x_aug]
+    views = [x_l, x_u, x_aug] if cfg.procedure.clean_view else [x_l, x_aug]
     with self.autocast():
-        out = self.net(torch.cat(views), split=B if cfg.split_bn else 0)  # one call: 2B or 3B outputs
+        out = self.net(torch.cat(views), split=B if cfg.arch.split_bn else 0)  # one call: 2B or 3B outputs
         terms = {"sup": self.sup_loss({k: v[:B] for k, v in out.items()}, y_l),
                  "unsup": self.unsup_loss(out["pred"][-B:], y_unsup)}  # the augmented view is always last
     return out, terms
@@ -179,12 +179,12 @@ def contra_inputs(self: Step, out: dict, y_l, y_contra) -> tuple:
 def contra_term(self: Step, out: dict, feats: tuple, g) -> tuple:
     "L_contra (Eq. 7–13) once the bank lets it start (`contra_ready`): `(loss, ran, cache, stats)`; else a graph-keeping zero."
     cfg = self.cfg
-    ready = contra_ready(self.bank, cfg.contra_start)  # None: the term waits
+    ready = contra_ready(self.bank, cfg.contrast.contra_start)  # None: the term waits
     if ready is None: return out["rep"].sum() * 0.0, False, None, {}
     fts, rep, labels = feats
     cache, stats = {}, {}  # cache: the densities, reused by the bank update (SPEC §5)
-    lc = dgcl_loss(rep, fts, labels, self.bank, cfg.tau, cfg.n_anchors, cfg.n_pos, cfg.n_neg, self.ignore,
-                   self.skip_classes, cfg.max_pixels, g, cache, ready, sim_dtype=getattr(torch, cfg.sim_dtype),
+    lc = dgcl_loss(rep, fts, labels, self.bank, cfg.tau, cfg.n_anchors, cfg.contrast.n_pos, cfg.contrast.n_neg, self.ignore,
+                   self.skip_classes, cfg.contrast.max_pixels, g, cache, ready, sim_dtype=getattr(torch, cfg.speed.sim_dtype),
                    anchor_select=cfg.anchor_select, stats=stats)
     if lc is None: return out["rep"].sum() * 0.0, False, cache, stats  # no class qualified
     return lc, True, cache, stats
@@ -201,7 +201,7 @@ def total_loss(self: Step, terms: dict, out: dict, semi: bool) -> torch.Tensor:
 
 # %% ../nbs/13_step.ipynb #e7e1477a
 def contra_ready(bank: MemoryBank, # the run's bank
-                 start: str = "global", # Config.contra_start
+                 start: str = "global", # Config.contrast.contra_start
                 ) -> list[bool] | None: # per class: may it be an anchor class? None: no L_contra this step
     "When L_contra runs: 'global' once every class is full (the paper), 'per_class' for each full class."
     if start == "global": return [True] * bank.n_classes if bank.is_full() else None
@@ -263,9 +263,9 @@ def cutmix(x: torch.Tensor, # B×C×H×W images
 def augment(self: Step, x_u, pl: dict, g) -> tuple:
     "CutMix (SPEC §4): the augmented view, its pseudo labels, and the contrastive labels of the view L_contra sees."
     cfg, (B, _, H, W) = self.cfg, x_u.shape
-    masks = cutmix_masks(B, H, W, p=cfg.cutmix_p, generator=g, device=self.device, per_batch=cfg.cutmix_per == "batch",
-                         box=cfg.cutmix_box)
-    if cfg.contra_view == "mixed": return cutmix(x_u, masks, pl["unsup"], pl["contra"])  # mixed alike
+    masks = cutmix_masks(B, H, W, p=cfg.augment.cutmix_p, generator=g, device=self.device, per_batch=cfg.procedure.cutmix_per == "batch",
+                         box=cfg.procedure.cutmix_box)
+    if cfg.procedure.contra_view == "mixed": return cutmix(x_u, masks, pl["unsup"], pl["contra"])  # mixed alike
     x_aug, y_unsup = cutmix(x_u, masks, pl["unsup"])
     return x_aug, y_unsup, pl["contra"]  # the contrastive labels stay those of the clean images
 
@@ -276,24 +276,24 @@ def unsup_loss(self: Step, logits, target) -> torch.Tensor:
     kept = (target != self.ignore).sum().clamp(min=1)  # no pixel kept (β_t = 100 %): a zero loss, not NaN
     loss = F.cross_entropy(self.up(logits.float(), target.shape[-2:]), target, ignore_index=self.ignore,
                            reduction="sum") / kept  # equal, bit for bit, to the mean over kept pixels
-    if self.cfg.unsup_norm == "u2pl": loss = loss * (target.numel() / kept)
+    if self.cfg.procedure.unsup_norm == "u2pl": loss = loss * (target.numel() / kept)
     return loss
 
 @patch
 def sup_loss(self: Step, out: dict, y: torch.Tensor) -> torch.Tensor:
     "Cross-entropy (or OHEM) of the student's logits against the labels, plus the auxiliary head's term."
     size = y.shape[-2:]
-    crit = (lambda lg: ohem_ce(lg, y, 0.7, 100000, self.ignore)) if self.cfg.ohem else \
+    crit = (lambda lg: ohem_ce(lg, y, 0.7, 100000, self.ignore)) if self.cfg.optim.ohem else \
            (lambda lg: F.cross_entropy(lg.float(), y, ignore_index=self.ignore))
     loss = crit(self.up(out["pred"].float(), size))  # upsampled in float32 under any autocast
-    if self.cfg.aux_weight and "aux" in out: loss = loss + self.cfg.aux_weight * crit(self.up(out["aux"].float(), size))
+    if self.cfg.optim.aux_weight and "aux" in out: loss = loss + self.cfg.optim.aux_weight * crit(self.up(out["aux"].float(), size))
     return loss
 
 @patch
 def contra_features(self: Step, out: dict, B: int) -> tuple:
     "`fts`, `rep` of the labelled images and of the unlabelled view that L_contra sees (`contra_view`)."
-    if self.cfg.contra_view == "clean": return out["fts"][:2 * B], out["rep"][:2 * B]  # [x_l, x_u]
-    if not self.cfg.clean_view: return out["fts"], out["rep"]  # [x_l, x_mix]
+    if self.cfg.procedure.contra_view == "clean": return out["fts"][:2 * B], out["rep"][:2 * B]  # [x_l, x_u]
+    if not self.cfg.procedure.clean_view: return out["fts"], out["rep"]  # [x_l, x_mix]
     return tuple(torch.cat([out[k][:B], out[k][2 * B:]]) for k in ("fts", "rep"))  # [x_l, x_mix] of [x_l, x_u, x_mix]
 
 @patch
@@ -309,7 +309,7 @@ def idle_params(self: Step, ran: bool) -> list:
     "AdamW: the parameters no loss term reached this step (the projection head where L_contra ran on no rank; the auxiliary head without its term)."
     if self.cfg.optimizer != "adamw": return []  # SGD: their zero gradients stay, weight decay and momentum move them
     heads = [] if ran else [getattr(self.student, "proj", None)]
-    if not self.cfg.aux_weight: heads.append(getattr(self.student, "aux", None))
+    if not self.cfg.optim.aux_weight: heads.append(getattr(self.student, "aux", None))
     return [p for h in heads if h is not None for p in h.parameters()]
 
 @patch
@@ -340,7 +340,7 @@ def _finite(self: Step, terms: dict, ran: bool = False) -> tuple[bool, bool]:
     self.skipped += 1; self.bad_in_row += 1
     warnings.warn(f"step {self.step}: non-finite loss term {', '.join(bad)}: step skipped "
                   f"({self.bad_in_row} in a row, {self.skipped} in all)")
-    if self.bad_in_row >= self.cfg.max_bad_steps:
+    if self.bad_in_row >= self.cfg.run.max_bad_steps:
         raise FloatingPointError(f"{self.bad_in_row} non-finite losses in a row (term {', '.join(bad)}) at step "
                                  f"{self.step}: stopped; the last good checkpoint is {self.ckpt_path}")
     return False, bool(ran)
@@ -350,14 +350,14 @@ def _finite(self: Step, terms: dict, ran: bool = False) -> tuple[bool, bool]:
 @patch
 def copying_teacher(self: Step) -> bool:
     "Whether this step lies in the first `teacher_copy_epochs` semi-supervised epochs (teacher = student)."
-    return self.warm_step <= self.step < self.warm_step + self.cfg.teacher_copy_epochs * self.iters_per_epoch
+    return self.warm_step <= self.step < self.warm_step + self.cfg.procedure.teacher_copy_epochs * self.iters_per_epoch
 
 @patch
 def teacher_before_step(self: Step, x_l, semi: bool):
     "Official recipe: a BN-only teacher forward where no pseudo labels are made; parameters copied in the copy epochs."
     cfg = self.cfg
     if self.copying_teacher(): copy_params(self.teacher, self.student)
-    if not semi and cfg.teacher_bn_warmup:  # the teacher's BN statistics come from its own train-mode forwards
+    if not semi and cfg.procedure.teacher_bn_warmup:  # the teacher's BN statistics come from its own train-mode forwards
         with torch.no_grad(), self.autocast():
             self.teacher.train()
             self.teacher(x_l)
@@ -368,8 +368,8 @@ def teacher_after_step(self: Step):
     cfg = self.cfg
     if self.step >= self.warm_step:  # every method (the supervised baseline is compared teacher to teacher)
         if self.copying_teacher(): copy_params(self.teacher, self.student)  # the authors' code aliases them
-        else: ema_update(self.teacher, self.student, ema_decay_at(self.step, self.warm_step, cfg.ema_decay), cfg.ema_buffers)
-    elif cfg.ema_buffers: ema_update(self.teacher, self.student, 0.0)  # paper: the teacher follows the warm-up student
+        else: ema_update(self.teacher, self.student, ema_decay_at(self.step, self.warm_step, cfg.ema_decay), cfg.procedure.ema_buffers)
+    elif cfg.procedure.ema_buffers: ema_update(self.teacher, self.student, 0.0)  # paper: the teacher follows the warm-up student
     if self.world > 1: _broadcast_buffers(self.teacher)
 
 
@@ -407,7 +407,7 @@ def make_optimizer(model: torch.nn.Module, # the student
     groups = param_groups(model, cfg.lr, cfg.head_lr_mult)
     impl = dict(fused=True) if fused else dict(foreach=False)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **impl)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.optim.momentum, weight_decay=cfg.weight_decay, **impl)
     return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, **impl)
 
 

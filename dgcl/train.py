@@ -10,6 +10,7 @@ import dataclasses
 import sys
 
 from .data import DataError
+from .config import GROUPS, config_fields
 from .trainer import Config, Interrupted, Trainer
 
 # %% auto #0
@@ -24,22 +25,23 @@ def _kind(annotation: str):
     return str
 
 def config_groups() -> dict[str, list[str]]:
-    "`Config`'s fields under each `# --- header ---` comment of its source, in order: the sections of the help."
+    "The help's sections, in order: `Config`'s fields under each `# --- header ---` comment of its source, then its groups."
     import inspect, re
-    names, groups, cur = {f.name for f in dataclasses.fields(Config)}, {}, None
+    names, groups, cur = {f.name for f in dataclasses.fields(Config)} - set(GROUPS), {}, None
     for line in inspect.getsource(Config).splitlines():
         if m := re.match(r"\s*# --- (.+?) ---\s*$", line): cur = groups.setdefault(m.group(1), [])
         elif (m := re.match(r" {4}(\w+)\s*:", line)) and m.group(1) in names and cur is not None: cur.append(m.group(1))
-    return groups
+    groups |= {f"{g} — {cls.__doc__.rstrip('.')}": [f.name for f in dataclasses.fields(cls)] for g, cls in GROUPS.items()}
+    return {head: ns for head, ns in groups.items() if ns}
 
 def build_parser() -> argparse.ArgumentParser:
-    "An argparse parser with one flag per `Config` field, in `Config`'s sections; a flag's help is its field's comment."
+    "An argparse parser with one flag per `Config` field (a group's by its own name), in sections; a flag's help is its field's comment."
     from fastcore.docments import docments
-    docs = docments(Config)
+    docs = docments(Config) | {k: v for cls in GROUPS.values() for k, v in docments(cls).items()}
     p = argparse.ArgumentParser(prog="dgcl-train", description="Train and evaluate DGCL (or a baseline); "
                                 "every flag is a field of dgcl.trainer.Config.")
     section = {n: g for head, names in config_groups().items() for g in [p.add_argument_group(head)] for n in names}
-    for f in dataclasses.fields(Config):
+    for _, f in config_fields().values():
         p_ = section.get(f.name, p)  # the field's section of the help
         kind, flag = _kind(str(f.type)), "--" + f.name
         doc = (docs.get(f.name) or "").replace("%", "%%")  # argparse formats help with %
@@ -59,7 +61,7 @@ def notebook_config(params: dict, # name -> value: the parameters cell, what pap
                    ) -> Config:
     "The `Config` of nbs/train.ipynb: its parameters by name, every other field through `overrides` (a mapping or YAML text)."
     import difflib
-    fields = [f.name for f in dataclasses.fields(Config)]
+    fields = list(config_fields())
     def unknown(where: str, name: str) -> ValueError:
         near = difflib.get_close_matches(name, fields, n=1)
         return ValueError(f"{where}{name!r} is not a field of dgcl.trainer.Config" + (f" (did you mean {near[0]!r}?)" if near else ""))

@@ -87,30 +87,30 @@ class Trainer(Step):
         ck = self._check_run_dir()  # read once: checked here, restored below on resume
         self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
         if self.world > 1: self._init_distributed()
-        self.amp_dtype = resolve_precision(cfg.amp, self.device)  # None: float32
+        self.amp_dtype = resolve_precision(cfg.speed.amp, self.device)  # None: float32
         info = dataset_spec(cfg.dataset)  # the registry (nbs/03_data.ipynb)
         self.n_classes, self.ignore, self.classes = info.n_classes, info.ignore_index, list(info.classes)
         self.skip_classes = tuple(info.skip_classes)  # 'auto': the dataset's; `_build_data` resolves the recipe's
         self._build_data()
         torch.manual_seed(cfg.seed)
         pretrained = {"": False, "timm": True}.get(cfg.pretrained, cfg.pretrained)  # or a file's path
-        self.student = build_model(self.n_classes, cfg.backbone, output_stride=cfg.output_stride, dataset=cfg.dataset,
-                                   pretrained=pretrained, head_dim=cfg.head_dim, proj_dim=cfg.proj_dim,
-                                   multi_grid=cfg.multi_grid).to(self.device)
-        if cfg.depthwise_fp32 and not depthwise_float32(self.student) and self.amp_dtype is not None:
+        self.student = build_model(self.n_classes, cfg.backbone, output_stride=cfg.arch.output_stride, dataset=cfg.dataset,
+                                   pretrained=pretrained, head_dim=cfg.arch.head_dim, proj_dim=cfg.arch.proj_dim,
+                                   multi_grid=cfg.arch.multi_grid).to(self.device)
+        if cfg.speed.depthwise_fp32 and not depthwise_float32(self.student) and self.amp_dtype is not None:
             print(f"dgcl-train: depthwise_fp32 has nothing to do: backbone {cfg.backbone} has no strided or dilated "
                   "depthwise convolution", file=sys.stderr)
-        if cfg.fast_dropout: fast_dropout(self.student)  # the teacher, copied below, evaluates: it never drops
-        if cfg.channels_last: self.student = self.student.to(memory_format=torch.channels_last)
+        if cfg.speed.fast_dropout: fast_dropout(self.student)  # the teacher, copied below, evaluates: it never drops
+        if cfg.speed.channels_last: self.student = self.student.to(memory_format=torch.channels_last)
         if self.world > 1 and self.device.type == "cuda":  # SyncBatchNorm runs on GPUs only
             self.student = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.student)
         self.teacher = copy.deepcopy(self.student).requires_grad_(False)
         self.net = (DistributedDataParallel(self.student, device_ids=[self.device.index] if self.device.type == "cuda" else None)
                     if self.world > 1 else self.student)  # what train_step calls; self.student is the module itself
-        self.optimizer = make_optimizer(self.student, cfg, fused=cfg.fused_optimizer)
+        self.optimizer = make_optimizer(self.student, cfg, fused=cfg.speed.fused_optimizer)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
-        self.bank = (MemoryBank(self.n_classes, cfg.memory_size, cfg.head_dim, cfg.proj_dim, cfg.memory_per_update,
-                                device=self.device, dtype=getattr(torch, cfg.memory_dtype), seed=cfg.seed)
+        self.bank = (MemoryBank(self.n_classes, cfg.memory_size, cfg.arch.head_dim, cfg.arch.proj_dim, cfg.contrast.memory_per_update,
+                                device=self.device, dtype=getattr(torch, cfg.speed.memory_dtype), seed=cfg.seed)
                      if self.method.contrastive else None)
         self.iters_per_epoch = cfg.steps_per_epoch or max(1, len(self.unlabelled) // cfg.batch_size)
         self.total_steps = cfg.epochs * self.iters_per_epoch
@@ -138,7 +138,7 @@ def _check_run_dir(self: Trainer) -> dict | None:
         raise ValueError(f"checkpoint {self.ckpt_path} cannot be read ({type(e).__name__}): it is truncated or "
                          "corrupt; move it away to start the run afresh") from None
     written, theirs = ck["config"], upgrade_config(ck["config"])  # a field newer than the checkpoint: what that code did
-    mine = dataclasses.asdict(self.cfg)
+    mine = self.cfg.flat()
     free = {"resume", "num_workers", "device", "run_dir", "ckpt_every", "figures", "eval_every", "max_steps"}
     diff = [k for k in mine if k not in free and theirs[k] != mine[k]
             and not (k not in written and k in CONSISTENCY_FIELDS and not self.method.consistency)]
@@ -167,7 +167,7 @@ def _build_data(self: Trainer):
 def loaders(self: Trainer, start_step: int):
     "Labelled and unlabelled loaders positioned at `start_step` (see `StreamSampler`)."
     cfg, n = self.cfg, self.total_steps - start_step
-    kw = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, drop_last=True,
+    kw = dict(batch_size=cfg.batch_size, num_workers=cfg.speed.num_workers, drop_last=True,
               pin_memory=self.device.type == "cuda", persistent_workers=False)
     mk = lambda ds, seed: DataLoader(Keyed(ds), sampler=StreamSampler(len(ds), seed, start_step * cfg.batch_size,
                                                                       n * cfg.batch_size, self.rank, self.world), **kw)
@@ -200,7 +200,7 @@ def native_precision(amp: str, # 'none' | 'bf16' | 'fp16'
     want = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16")}[amp]
     return any(f in flags for f in want)
 
-def resolve_precision(amp: str, # the run's `Config.amp`
+def resolve_precision(amp: str, # the run's `Config.speed.amp`
                       device: torch.device) -> torch.dtype | None: # the autocast dtype, None for float32
     "The autocast dtype of `amp` on `device`: an error for bf16 on a GPU without it, one warning line where emulated."
     if amp not in PRECISIONS: raise ValueError(f"amp={amp!r} is out of range: allowed is {', '.join(PRECISIONS)}")
@@ -217,14 +217,14 @@ def _to_device(self: Trainer, t: torch.Tensor | None) -> torch.Tensor | None:
     "A batch tensor on the run's device; image batches (4-d) in channels_last when the run asks for it."
     if t is None: return None
     t = t.to(self.device, non_blocking=True)
-    return t.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last and t.ndim == 4 else t
+    return t.contiguous(memory_format=torch.channels_last) if self.cfg.speed.channels_last and t.ndim == 4 else t
 
 @patch
 def run_facts(self: Trainer) -> dict:
     "What the run resolved at start: device, precision (native or emulated), memory format, CPU threads, the processor."
-    return {"device": str(self.device), "device_asked": self.cfg.device, "precision": self.cfg.amp,
-            "precision_native": native_precision(self.cfg.amp, self.device),
-            "channels_last": bool(self.cfg.channels_last), "threads": torch.get_num_threads(),
+    return {"device": str(self.device), "device_asked": self.cfg.device, "precision": self.cfg.speed.amp,
+            "precision_native": native_precision(self.cfg.speed.amp, self.device),
+            "channels_last": bool(self.cfg.speed.channels_last), "threads": torch.get_num_threads(),
             "processor": processor_model(),
             "gpu": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else None}
 
@@ -232,7 +232,7 @@ def run_facts(self: Trainer) -> dict:
 # %% ../nbs/16_trainer.ipynb #81ac796e
 @patch
 def state(self: Trainer) -> dict:
-    return {"config": dataclasses.asdict(self.cfg), "step": self.step, "student": self.student.state_dict(),
+    return {"config": self.cfg.flat(), "step": self.step, "student": self.student.state_dict(),
             "teacher": self.teacher.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(), "bank": self.bank.state_dict() if self.bank is not None else None,
             "skipped": self.skipped, "contra_steps": self.contra_steps, "seconds": self.seconds, "torch_rng": torch.get_rng_state(),
@@ -347,7 +347,7 @@ def fit(self: Trainer) -> dict:
         t0 = time.time() - self.seconds
         for (x_l, y_l), (x_u, ign_u) in zip(lab_dl, unl_dl):
             if self.step >= end: break
-            poly_lr(self.optimizer, cfg.lr, self.step, self.total_steps, cfg.poly_power)
+            poly_lr(self.optimizer, cfg.lr, self.step, self.total_steps, cfg.optim.poly_power)
             dev = self._to_device
             res = self.train_step(dev(x_l), dev(y_l), dev(x_u), dev(ign_u))
             vals = self._reduce({k: v.detach().float() for k, v in res.terms.items()})  # L_contra only where it ran
@@ -358,7 +358,7 @@ def fit(self: Trainer) -> dict:
                      self.bank_note() if main else {}, res.anchors, res.pixels, res.fractions, res.boundary)
             self.epoch_evals(log, end)
             flag = self._agree(stop["flag"])
-            if self.step % cfg.ckpt_every == 0 or flag:
+            if self.step % cfg.run.ckpt_every == 0 or flag:
                 log.flush()
                 self.save_checkpoint()
             if flag:
@@ -378,7 +378,7 @@ def _write_run_files(self: Trainer):
     "config.json, and a folder dataset's generated split (at the first step), in the run dir."
     cfg = self.cfg
     self.run_dir.mkdir(parents=True, exist_ok=True)
-    (self.run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
+    (self.run_dir / "config.json").write_text(json.dumps(cfg.flat(), indent=1))
     if getattr(self, "new_split", None) and self.step == 0:  # a folder dataset's generated split
         d = write_folder_lists(self.run_dir / "splits", *self.new_split)
         if not self.quiet: print(f"split of {self.data_root} generated (seed {cfg.seed}): "
@@ -389,10 +389,10 @@ def _write_run_files(self: Trainer):
 def epoch_evals(self: Trainer, log: RunLog, end: int):
     "After a step: at an epoch's end the authors' protocol (`eval_paper`), every `eval_every` epochs the teacher on val."
     cfg = self.cfg
-    if cfg.eval_paper and self.step % self.iters_per_epoch == 0:  # the authors' per-epoch protocol
+    if cfg.run.eval_paper and self.step % self.iters_per_epoch == 0:  # the authors' per-epoch protocol
         r = self.paper_eval()
         log.message(f"epoch {r['epoch']}: " + ", ".join(f"{k} {r[k]:.2f}" for k in ("student", "teacher") if k in r)
-                    + " (centre crops)" * bool(cfg.eval_centre_crop))
+                    + " (centre crops)" * bool(cfg.run.eval_centre_crop))
         for k in ("student", "teacher"):
             if k in r: log.scalar(f"val_paper/miou_{k}", r[k], self.step)
     if cfg.eval_every and self.step % (cfg.eval_every * self.iters_per_epoch) == 0 and self.step < end:
@@ -415,20 +415,20 @@ def _val_loader(self: Trainer, split: str = "val"):
     "The validation (or test) images of this rank (every `world`-th one; the confusion matrices are summed)."
     ds = self.val if split == "val" else self.test  # 'test', 'test-d2', …: the run's held-out split
     ds = torch.utils.data.Subset(ds, range(self.rank, len(ds), self.world)) if self.world > 1 else ds
-    return DataLoader(ds, batch_size=self.cfg.eval_batch_size, num_workers=self.cfg.num_workers)
+    return DataLoader(ds, batch_size=self.cfg.speed.eval_batch_size, num_workers=self.cfg.speed.num_workers)
 
 @patch
 def evaluate(self: Trainer, model, centre_crop_size: int = 0, split: str = "val") -> dict:
     "Score `model` on this rank's share of val (or test): whole images (a sliding window for Cityscapes) or centre crops."
     return evaluate(model, self._val_loader(split), self.n_classes, self.device, None if centre_crop_size else eval_crop(self.cfg),
-                    self.amp_dtype, self.cfg.align_corners, centre_crop_size)
+                    self.amp_dtype, self.cfg.procedure.align_corners, centre_crop_size)
 
 @patch
 def paper_eval(self: Trainer) -> dict:
     "The authors' protocol at the end of an epoch: the student, and after the warm-up the teacher, on centre crops."
     r = {"epoch": self.step // self.iters_per_epoch, "step": self.step,
-         "student": self.evaluate(self.student, self.cfg.eval_centre_crop)["miou"]}
-    if self.step > self.warm_step: r["teacher"] = self.evaluate(self.teacher, self.cfg.eval_centre_crop)["miou"]
+         "student": self.evaluate(self.student, self.cfg.run.eval_centre_crop)["miou"]}
+    if self.step > self.warm_step: r["teacher"] = self.evaluate(self.teacher, self.cfg.run.eval_centre_crop)["miou"]
     self.paper_evals.append(r)
     return r
 
@@ -446,9 +446,9 @@ def finish(self: Trainer) -> dict:
                "seconds": round(self.seconds, 1), "steps": self.step, "total_steps": self.total_steps,
                "skipped_steps": self.skipped, "contra_steps": self.contra_steps,
                "lambda_contra_effective": lambda_contra_effective(cfg) if self.method.contrastive else None,
-               "paper_protocol": paper_protocol(self.paper_evals, cfg.eval_centre_crop),
+               "paper_protocol": paper_protocol(self.paper_evals, cfg.run.eval_centre_crop),
                "bank_entries": (dict(zip(names, self.bank._count)) if self.bank is not None else None),
-               **dataclasses.asdict(cfg),
+               **cfg.flat(),
                "torch": torch.__version__, "world_size": self.world}
     if cfg.eval_split != "val":  # val too, for development tables: the test number is the one to report
         metrics["val"] = {name: self.evaluate(m)["miou"] for name, m in [("student", self.student), ("teacher", self.teacher)]}
@@ -460,7 +460,7 @@ def finish(self: Trainer) -> dict:
     if not self.is_main: return metrics
     tmp = self.run_dir / "metrics.json.tmp"  # written whole, then renamed: a reader never sees half a file
     tmp.write_text(json.dumps(metrics, indent=1)); tmp.replace(self.run_dir / "metrics.json")
-    if cfg.figures:
+    if cfg.run.figures:
         from dgcl.figures import density_figure, loss_figure, prediction_figure
         loss_figure(self.run_dir / "log.csv", self.run_dir / "loss_curves.png")
         prediction_figure(self, self.run_dir / "predictions.png")

@@ -1,13 +1,13 @@
 """The papermill notebook nbs/train.ipynb: its parameters are Config fields with Config's defaults, every other field
 is reachable through `overrides` (or by name), unknown names are refused, and a tiny run executes."""
 import ast
-import dataclasses
 import json
 import subprocess
 import sys
 
 import pytest
 
+from dgcl.config import config_fields
 from dgcl.trainer import Config
 
 
@@ -37,7 +37,7 @@ def _config_from_notebook(root, injected: dict) -> Config:
 
 def test_parameters_are_config_fields(root):
     params = _parameters(root)
-    fields = {f.name: f.default for f in dataclasses.fields(Config)}
+    fields = {k: f.default for k, (_, f) in config_fields().items()}
     assert params.pop("overrides") == {}, "the parameters cell needs `overrides = {}`"
     assert set(params) <= set(fields), set(params) - set(fields)
     assert {k: fields[k] for k in params} == params  # the notebook's defaults are Config's
@@ -47,13 +47,13 @@ def test_parameters_are_config_fields(root):
 def test_every_config_field_reachable_from_papermill(root):
     common = set(_parameters(root)) - {"overrides"}
     assert _config_from_notebook(root, {}) == Config()
-    for f in dataclasses.fields(Config):
-        value = ("set", f.name)  # not any field's default
-        injected = {f.name: value} if f.name in common else {"overrides": {f.name: value}}
-        assert getattr(_config_from_notebook(root, injected), f.name) == value, f"{f.name} is not reachable"
-        if f.name not in common:  # `-y "overrides: …"` as YAML text, and `-p name value` by name
-            assert getattr(_config_from_notebook(root, {"overrides": f"{{{f.name}: 7}}"}), f.name) == 7
-            assert getattr(_config_from_notebook(root, {f.name: value}), f.name) == value
+    for name in config_fields():  # a group's fields by their own names
+        value = ("set", name)  # not any field's default
+        injected = {name: value} if name in common else {"overrides": {name: value}}
+        assert _config_from_notebook(root, injected).flat()[name] == value, f"{name} is not reachable"
+        if name not in common:  # `-y "overrides: …"` as YAML text, and `-p name value` by name
+            assert _config_from_notebook(root, {"overrides": f"{{{name}: 7}}"}).flat()[name] == 7
+            assert _config_from_notebook(root, {name: value}).flat()[name] == value
 
 
 @pytest.mark.parametrize("injected, message", [

@@ -25,7 +25,7 @@ def group_stats(run: Path, thresh: float) -> dict:
                                                      align_corners=False)
             conf, pred = logits.softmax(1).max(1)  # B,H,W each
             ok, kept = pred == y, conf >= thresh
-            for g, m in enumerate(((y == 0), (y > 0) & (y != cfg.ignore_index))):
+            for g, m in enumerate(((y == 0), (y > 0) & (y != cfg.folder.ignore_index))):
                 n[g] += torch.stack([m.sum(), (ok & m).sum(), (kept & m).sum(), (kept & ok & m).sum()]).float()
     return {g: (n[i, 1] / n[i, 0], n[i, 2] / n[i, 0], n[i, 3] / n[i, 2].clamp(min=1))
             for i, g in enumerate(("background", "digits"))}
