@@ -50,7 +50,31 @@ def _fixture(folder):
     d = folder.parent / "recorded" / "embedded-dgcl-n96-seed0"  # the recorded main job's anchor boundary shares
     d.mkdir(parents=True)
     d.joinpath("log.csv").write_text("step,contra,anchor_boundary\n0,,\n1,2.0,1:0.5:0.25 2:1:0.5\n2,2.0,1:0.3:0.25\n")
+    _study(folder.parent / "study")
     return folder
+
+
+def _study(sdir, rng=random.Random(1)):
+    "A frozen cell, stage 2's first look (20 replicates) and part of stage 3, with made-up numbers; one grad_terms file."
+    sdir.mkdir(parents=True)
+    sdir.joinpath("frozen.json").write_text(json.dumps(dict(cell="bold-adamw", lambda_contra=0.125)))
+    runs = [("test", m, i) for i in range(20) for m in ("supervised", "selftrain", "dgcl")]
+    runs += [("tables", m, i) for i in range(6) for m in ("dgcl-l0.0625", "dgcl-l0.5")] + [("tables", "dgcl-densest", 0),
+                                                                                          ("tables", "dgcl-densest", 1)]
+    for folder, m, i in runs:
+        d = sdir / folder / f"{m}-s{300 + i}-seed{300 + i}"
+        d.mkdir(parents=True)
+        miou = 60 + i + {"selftrain": 3.0, "dgcl": 4.0, "dgcl-l0.5": 1.0}.get(m, 2.0 if m != "supervised" else 0.0) + rng.gauss(0, 1)
+        d.joinpath("metrics.json").write_text(json.dumps(dict(miou=miou, processor="CPU", threads=1, eval_split="test-d2",
+                                                              per_class_iou={str(c): miou + c for c in range(11)})))
+    (sdir / "grad_terms").mkdir()
+    (sdir / "grad_terms" / "dgcl-s300-seed300.json").write_text(json.dumps(dict(
+        run="runs/study/test/dgcl-s300-seed300", cos_sup_contra=0.25,
+        grad_norm={"backbone": dict(sup=2.0, unsup=1.0, contra=1.0), "classifier": dict(sup=1.0, unsup=1.0)})))
+
+
+def _miou(sdir, folder, m, i):
+    return json.loads((sdir / folder / f"{m}-s{300 + i}-seed{300 + i}" / "metrics.json").read_text())["miou"]
 
 
 def test_results_notebook(root, tmp_path):
@@ -91,6 +115,16 @@ def test_results_notebook(root, tmp_path):
     bnd = (runs / "boundary.md").read_text()  # pooled over the 3 (step, class) pairs; class 1 is the digit '0'
     assert "over 3 (step, class) pairs of 2 steps: anchors **60.0%**, base rate **33.3%**" in bnd, bnd
     assert "| 0 | 2 | 40.0 | 25.0 | 15.0 |" in bnd, bnd
+    sdir, study = tmp_path / "study", (runs / "study.md").read_text()  # stage 2's verdict and stage 3's rows, restated
+    d = np.array([_miou(sdir, "test", "dgcl", i) - _miou(sdir, "test", "selftrain", i) for i in range(20)])
+    half = stats.t.ppf(1 - 0.0294 / 2, 19) * d.std(ddof=1) / np.sqrt(20)
+    v = "harms" if d.mean() + half < 0 else "helps" if d.mean() - half > 0 else "no gain worth having" if d.mean() + half < 2 else "inconclusive"
+    assert (f"20 pairs on `test-d2` (bold-adamw, λ_contra = 0.125): DGCL − self-training {d.mean():+.2f} "
+            f"[{d.mean() - half:+.2f}, {d.mean() + half:+.2f}] (Pocock 97.06%): {v}.**") in study, study
+    e = np.array([_miou(sdir, "tables", "dgcl-l0.5", i) - _miou(sdir, "test", "selftrain", i) for i in range(6)])
+    half = stats.t.ppf(0.975, 5) * e.std(ddof=1) / np.sqrt(6)
+    assert f"| 0.5 | 6 | {np.mean([_miou(sdir, 'tables', 'dgcl-l0.5', i) for i in range(6)]):.2f} | {e.mean():+.2f} [{e.mean() - half:+.2f}, {e.mean() + half:+.2f}] |" in study, study
+    assert "| 0.25 | 0 |" in study and "| densest | 2 |" in study and "| random | 0 |" in study and "| 0.5 | 0.25 |" in study, study
     pilot = (runs / "pilot.md").read_text()
     assert "| dev-a | supervised |" in pilot and "| 4 |" in pilot, pilot  # the varied field (epochs) is shown
 

@@ -5,6 +5,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("study", ROOT / "tools" / "study.py")
 study = importlib.util.module_from_spec(spec); spec.loader.exec_module(study)
@@ -143,9 +145,9 @@ def test_study_refusals(tmp_path, capsys, monkeypatch):
     assert study.main(["run", "test", "--dry-run", *o]) == 2
     (tmp_path / "frozen.json").write_text(json.dumps(dict(cell="bold-adamw", lambda_contra=0.125)))
     capsys.readouterr()
-    assert study.main(["run", "test", "--dry-run", "--extension", *o]) == 0
+    assert study.main(["run", "test", "--dry-run", *o]) == 0  # the extension: test_study_extension
     out = capsys.readouterr().out.splitlines()
-    assert out[-1] == "120 runs, 0 done" and out[0].split()[1] == "test/supervised-s300-seed300"
+    assert out[-1] == "60 runs, 0 done" and out[0].split()[1] == "test/supervised-s300-seed300"
     assert [l.split()[1].split("-s")[0] for l in out[:3]] == ["test/supervised", "test/selftrain", "test/dgcl"]
     assert all("eval_split=test-d2" in l and "digit_style=bold" in l for l in out[:-1])
     assert "lambda_contra=0.125" in out[2] and "lambda_contra" not in out[0]
@@ -175,3 +177,93 @@ def test_study_tiny_run(tmp_path, capsys):
     assert run.notebook.exists() and m["steps"] == 2
     assert capsys.readouterr().out.startswith(f"v5-adamw/supervised-s200-seed200: teacher miou {m['miou']:.2f}, ")
     assert study.execute_runs([run]) == 0  # finished: skipped
+
+
+def _freeze(out: Path, cell="bold-adamw", lam=0.125):
+    _calibrate(out)
+    (out / "frozen.json").write_text(json.dumps(dict(cell=cell, lambda_contra=lam)))
+    return study.frozen(out)
+
+
+def _stage2(out: Path, diffs, reps=None):
+    "Fabricated stage-2 runs: supervised 60, self-training 63, DGCL 63 + diffs[i] on replicate i."
+    reps = reps or study.TEST
+    by = {(r.method, r.replicate): r for r in study.test_runs(out, study.frozen(out), None, extension=True)}
+    for k, d in zip(reps, diffs):
+        for m, v in (("supervised", 60.0), ("selftrain", 63.0), ("dgcl", 63.0 + d)): _fake(by[m, k], v)
+
+
+def test_study_pocock_and_verdicts():
+    "The interval against a plain restatement (mean ± t·sd/√n); the verdicts' order and boundaries; pairs across machines refused."
+    from scipy import stats
+    import numpy as np
+    rng = np.random.default_rng(0)
+    for n in (2, 20, 40):
+        d = rng.normal(1, 3, n)
+        m, lo, hi = study.pocock(d)
+        want = stats.t.interval(0.9706, n - 1, loc=d.mean(), scale=stats.sem(d))
+        assert np.isclose(m, d.mean()) and np.allclose((lo, hi), want)
+        assert hi - lo > np.subtract(*study.pocock(d, 0.95)[:0:-1])  # 97.06 % is wider than 95 %
+    v = study.test_verdict
+    assert [v(-3, -0.1), v(0.1, 3), v(-1, 1.99), v(-1, 2), v(-1, 2.5), v(0.5, 1.5), v(-2, 0)] == [
+        "harms", "helps", "no gain worth having", "inconclusive", "inconclusive", "helps", "no gain worth having"]
+
+
+def test_study_stage2_looks_and_tables(tmp_path, capsys):
+    "No score before a look; the extension only after an inconclusive first look; stage 3 only once stage 2 has ended."
+    o = ["--out", str(tmp_path)]
+    f = _freeze(tmp_path)
+    assert study.stage2(tmp_path, f, None) | {"runs": None} == dict(look=None, runs=None, first_done=0, extension_done=0, ended=False)
+    for argv in (["run", "tables", "--dry-run", *o], ["run", "test", "--extension", "--dry-run", *o], ["grad", *o]):
+        assert study.main(argv) == 2, argv
+    err = capsys.readouterr().err.splitlines()
+    assert "stage 3 starts when stage 2 has ended: 0 of 60" in err[0] and "after an inconclusive first look" in err[1]
+    assert "after its first look: 0 of 60" in err[2]
+    _stage2(tmp_path, [3.0 + 0.1 * (i % 3) for i in range(19)])  # one replicate short: still no look
+    assert study.stage2(tmp_path, f, None)["look"] is None and study.main(["run", "tables", "--dry-run", *o]) == 2
+    _stage2(tmp_path, [3.0], study.TEST[19:])
+    s = study.stage2(tmp_path, f, None)
+    assert s["look"] == study.TEST and s["verdict"] == "helps" and s["ended"] and 3.0 < s["d"][0] < 3.2
+    study.look_line(tmp_path)
+    assert "stage 2, 20 pairs on test-d2: DGCL − self-training +3.09" in capsys.readouterr().out
+    assert study.main(["run", "test", "--extension", "--dry-run", *o]) == 2  # helps: no extension
+    assert "the first look's verdict is helps" in capsys.readouterr().err
+    assert study.main(["grad", *o]) == 2 and "holds no checkpoint.pt" in capsys.readouterr().err
+    assert study.main(["run", "tables", "--dry-run", *o]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "30 runs, 0 done"
+    names = [l.split()[1] for l in out[:-1]]
+    assert names[:5] == [f"tables/dgcl-{x}-s300-seed300" for x in ("l0.0625", "l0.25", "l0.5", "densest", "random")]
+    assert all("eval_split=test-d2" in l and "digit_style=bold" in l and "method=dgcl" in l for l in out[:-1])
+    assert "lambda_contra=0.125 anchor_select=densest" in out[3] and "anchor_select" not in out[0]
+    tb = study.table_runs(tmp_path, f, None)
+    assert {r.replicate for r in tb} == set(study.TABLE_REPS) and all(r.group == tmp_path / "test" for r in tb)
+    rows = study.table_reused(tmp_path, f, None)
+    assert rows["dgcl-l0.125", (300, 300)].run_dir == tmp_path / "test" / "dgcl-s300-seed300"
+    assert rows["dgcl-sparsest", (305, 305)] is rows["dgcl-l0.125", (305, 305)] and ("selftrain", (306, 306)) not in rows
+    assert len({k[0] for k in rows}) == 2 + 4 + 3  # supervised, selftrain; four λ; three anchor rules
+    _fake(tb[0], 50.0, machine=("Other CPU", 1))  # a stage-3 run on another machine than its stage-2 replicate
+    assert "mismatch: test replicate (300, 300)" in (study.status(tmp_path), capsys.readouterr().out)[1]
+    with pytest.raises(ValueError, match="not a pair"): study.pair(tb[0], rows["selftrain", (300, 300)])
+    runs = tmp_path / "runs"  # reused(): stage 2's and 3's own folders may hold its replicates, no other run may
+    for d, c in (("study/test/x", dict(split_seed=300, seed=300, eval_split="test-d2")), ("study/tables/y", dict(seed=305)),
+                 ("main/z", dict(split_seed=0, seed=301)), ("study/dev/w", dict(split_seed=1, seed=1, eval_split="test-d2"))):
+        (runs / d).mkdir(parents=True); (runs / d / "config.json").write_text(json.dumps(c))
+    assert [b.split(":")[0] for b in study.reused(runs)] == ["main/z", "study/dev/w"]
+
+
+def test_study_extension(tmp_path, capsys):
+    "An inconclusive first look: the extension may run and stage 3 waits for it; after 40 pairs stage 2 has ended."
+    o = ["--out", str(tmp_path)]
+    f = _freeze(tmp_path)
+    wide = [1.0 + (6.0 if i % 2 else -6.0) for i in range(40)]  # mean +1, sd ≈ 6: inconclusive at 20 and 40
+    _stage2(tmp_path, wide[:20])
+    s = study.stage2(tmp_path, f, None)
+    assert s["verdict"] == "inconclusive" and not s["ended"]
+    assert study.main(["run", "tables", "--dry-run", *o]) == 2 and "extension has 0 of 60" in capsys.readouterr().err
+    assert study.main(["run", "test", "--extension", "--dry-run", *o]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "120 runs, 60 done"
+    _stage2(tmp_path, wide[20:], study.EXTENSION)
+    s = study.stage2(tmp_path, f, None)
+    assert len(s["look"]) == 40 and s["verdict"] == "inconclusive" and s["ended"]
+    assert study.main(["run", "tables", "--dry-run", *o]) == 0

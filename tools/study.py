@@ -6,13 +6,16 @@ a run, and the driver that runs its stages.
     python tools/study.py run dev                # stage 1: supervised and self-training in the 4 cells (24 runs)
     python tools/study.py run dgcl               # stage 1: DGCL at λ 0.125, 0.5 and 0 in the cells that pass
     python tools/study.py run test [--extension] # stage 2: the frozen cell (runs/study/frozen.json) on the new test split
+    python tools/study.py grad                   # stage 2: `grad_terms` of 3 of its DGCL runs (runs/study/grad_terms/)
+    python tools/study.py run tables             # stage 3, once stage 2 has ended: the λ table and the anchor controls
     python tools/study.py status                 # what has finished: per cell and replicate, the pass rule, the machines
 
 `run` options: `--jobs N` runs at a time (2), each at `--threads T` OMP/MKL threads (1); `--dry-run` lists the runs;
 `--out DIR` another study folder and `--allow-dirty` (runs on uncommitted code) are for tests only.
 A run executes nbs/train.ipynb through papermill (`dgcl.ablate.execute`) into runs/study/dev/<cell>/<run>/ (stage 2:
-runs/study/test/<run>/), its notebook beside it; finished runs (metrics.json) are skipped, interrupted ones resume
-from their checkpoint. Each finished run's metrics.json gets `study_plan`, `study_code`, `study_code_tree`,
+runs/study/test/<run>/, stage 3: runs/study/tables/<run>/), its notebook beside it; finished runs (metrics.json) are
+skipped, interrupted ones resume from their checkpoint. Stage 2's extension starts only after an inconclusive first
+look, stage 3 only once stage 2 has ended (PLAN.md). Each finished run's metrics.json gets `study_plan`, `study_code`, `study_code_tree`,
 `study_stage`, `study_cell` and `study_replicate`, taken when the run started (kept in its `study.json`; a run resumes
 only on the dgcl/ and nbs/train.ipynb it started with). A run starts only on committed code and plan, and only where
 its replicate's other runs ran on this processor at this thread count.
@@ -49,10 +52,15 @@ REGIMES = ("adamw", "authors")  # adamw: today's defaults; authors: the calibrat
 CELLS = tuple(f"{t}-{r}" for t in TESTBEDS for r in REGIMES)
 METHODS = ("supervised", "selftrain")
 LAMBDAS = (0.125, 0.5, 0.0)  # DGCL's λ_contra in passing cells; 0 is the control, never frozen
+POCOCK = 0.9706  # stage 2: two looks (20, then 40 pairs); each interval at 97.06 % keeps the overall error at 5 %
+GRAD_REPS = TEST[:3]  # stage 2's descriptive `grad_terms`: the DGCL runs of these replicates
+TABLE_REPS = TEST[:6]  # stage 3: six replicates of stage 2, reusing its runs
+TABLE_LAMBDAS = (0.0625, 0.125, 0.25, 0.5)  # stage 3: the λ_contra table, effective units
+CONTROLS = ("densest", "random")  # stage 3: the anchor controls of Eq. 9's claim, at the frozen λ (sparsest is stage 2's)
 WITHIN = 5.0  # calibration: a candidate's teacher within this many points of the adamw supervised run
 GAIN, TRIVIAL = 2.0, 85.0  # a cell passes: mean(self-training − supervised) ≥ GAIN and mean supervised ≤ TRIVIAL
 EPS = 1e-9  # the plan's boundaries are inclusive; a float difference of equal decimals can miss one by an ulp
-STAGES = ("calib", "dev", "dgcl", "test")
+STAGES = ("calib", "dev", "dgcl", "test", "tables")
 
 
 class Refused(Exception):
@@ -71,11 +79,12 @@ def _git(*args) -> str:
 
 
 def reused(runs_dir: Path = ROOT / "runs") -> list[str]:
-    "Runs outside runs/study/test/ whose labelled draw or seed is one of stage 2's, or that were scored on its split."
+    """Runs outside runs/study/test/ (and stage 3's runs/study/tables/, which reuse its replicates after it) whose labelled
+    draw or seed is one of stage 2's, or that were scored on its split."""
     held = {s for rep in TEST + EXTENSION for s in rep}
     bad = []
     for p in sorted(runs_dir.glob("**/config.json")):
-        if (runs_dir / "study" / "test") in p.parents: continue
+        if any(runs_dir / "study" / f in p.parents for f in ("test", "tables")): continue
         c = json.loads(p.read_text())
         if c.get("split_seed") in held or c.get("seed") in held or c.get("eval_split") == TEST_SPLIT:
             bad.append(f"{p.parent.relative_to(runs_dir)}: split_seed {c.get('split_seed')}, seed {c.get('seed')}, "
@@ -194,6 +203,66 @@ def test_runs(out: Path, f: dict, authors: dict | None, extension: bool = False)
             for rep in TEST + (EXTENSION if extension else ()) for m, x in methods]
 
 
+def pair(a: StudyRun, b: StudyRun) -> tuple[float, float]:
+    "The teacher mIoU of two finished runs of one replicate; refused (ValueError) when they ran on another processor or threads."
+    ma, mb = a.metrics(), b.metrics()
+    for k in ("processor", "threads"):
+        if ma.get(k) != mb.get(k):
+            raise ValueError(f"{a.run_dir.name} and {b.run_dir.name} of {a.cell} ran with {k} {ma.get(k)!r} and "
+                             f"{mb.get(k)!r}: not a pair")
+    return ma["miou"], mb["miou"]
+
+
+def pocock(d, level: float = POCOCK) -> tuple[float, float, float]:
+    "Mean and the two-sided t interval at `level` (the plan's Pocock-adjusted 97.06 % by default) of paired differences `d`."
+    import numpy as np
+    from scipy import stats
+    d = np.asarray(d, float)
+    h = stats.t.ppf(1 - (1 - level) / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    return float(d.mean()), float(d.mean() - h), float(d.mean() + h)
+
+
+def test_verdict(lo: float, hi: float) -> str:
+    "The plan's stage-2 verdicts on the interval of DGCL − self-training, first match wins."
+    return "harms" if hi < 0 else "helps" if lo > 0 else "no gain worth having" if hi < 2 else "inconclusive"
+
+
+def stage2(out: Path, f: dict, authors: dict | None) -> dict:
+    """Where stage 2 stands. `look`: the replicates of the last complete look (None before the first); then `verdict`,
+    the interval of DGCL − self-training (`d`: mean, lower, upper) and `ended` (a verdict other than inconclusive, or the
+    extension complete). No score is read before a look is complete."""
+    planned = test_runs(out, f, authors, extension=True)
+    first = [r for r in planned if r.replicate in TEST]
+    ext = [r for r in planned if r.replicate in EXTENSION]
+    look = TEST + EXTENSION if all(r.done() for r in ext) else TEST if all(r.done() for r in first) else None
+    state = dict(look=look, runs=planned, first_done=sum(r.done() for r in first), extension_done=sum(r.done() for r in ext))
+    if look is None: return state | dict(ended=False)
+    by = {(r.method, r.replicate): r for r in planned}
+    d = pocock([a - b for a, b in (pair(by["dgcl", k], by["selftrain", k]) for k in look)])
+    v = test_verdict(*d[1:])
+    return state | dict(d=d, verdict=v, ended=v != "inconclusive" or len(look) == len(TEST + EXTENSION),
+                        started_extension=state["extension_done"] > 0 or any((r.run_dir / "study.json").exists() for r in ext))
+
+
+def table_runs(out: Path, f: dict, authors: dict | None) -> list[StudyRun]:
+    """Stage 3 in the frozen cell on TABLE_REPS: DGCL at each λ of TABLE_LAMBDAS but the frozen one (stage 2's DGCL run is
+    that cell), then the anchor controls at the frozen λ; each replicate's runs share stage 2's machine."""
+    testbed, regime, lam0 = f["cell"].split("-")[0], _regime(f["cell"], authors), f["lambda_contra"]
+    todo = [(f"dgcl-l{lam:g}", dict(lambda_contra=lam)) for lam in TABLE_LAMBDAS if lam != lam0]
+    todo += [(f"dgcl-{a}", dict(lambda_contra=lam0, anchor_select=a)) for a in CONTROLS]
+    return [StudyRun("tables", f["cell"], m, rep, _params(testbed, regime, "dgcl", rep, TEST_SPLIT, **x), out / "tables",
+                     group=out / "test") for rep in TABLE_REPS for m, x in todo]
+
+
+def table_reused(out: Path, f: dict, authors: dict | None) -> dict:
+    "{(row, replicate): run} of stage 3's tables: its own runs and the stage-2 runs it reuses (self-training, DGCL at λ)."
+    by = {(r.method, r.replicate): r for r in test_runs(out, f, authors) if r.replicate in TABLE_REPS}
+    rows = {(m, k): r for (m, k), r in by.items() if m in ("supervised", "selftrain")}
+    rows |= {(f"dgcl-l{f['lambda_contra']:g}", k): by["dgcl", k] for k in TABLE_REPS}
+    rows |= {("dgcl-sparsest", k): by["dgcl", k] for k in TABLE_REPS}
+    return rows | {(r.method, r.replicate): r for r in table_runs(out, f, authors)}
+
+
 def stage_runs(stage: str, out: Path = OUT, extension: bool = False) -> list[StudyRun]:
     "The runs `stage` plans now (calib: all candidates; dgcl: the passing cells'); `Refused` when it may not start."
     if stage == "calib": return calib_runs(out)
@@ -211,7 +280,20 @@ def stage_runs(stage: str, out: Path = OUT, extension: bool = False) -> list[Stu
         return dgcl_runs(out, [c for c in CELLS if verdict(res[c]["supervised"], res[c]["selftrain"]) == "pass"], authors)
     bad = reused()
     if bad: raise Refused(f"a committed run reuses a stage-2 replicate or split ({bad[0]}): see `python tools/study.py check`")
-    return test_runs(out, frozen(out), authors, extension)
+    f = frozen(out)
+    s = stage2(out, f, authors)
+    if stage == "test":
+        if extension and not s.get("started_extension") and (s["look"] != TEST or s["verdict"] != "inconclusive"):
+            raise Refused("the extension runs only after an inconclusive first look (PLAN.md): " +
+                          (f"{s['first_done']} of {3 * len(TEST)} first-look runs finished" if s["look"] is None
+                           else f"the first look's verdict is {s['verdict']}"))
+        return test_runs(out, f, authors, extension)
+    if not s["ended"]:
+        why = (f"{s['first_done']} of {3 * len(TEST)} first-look runs finished" if s["look"] is None else
+               f"its first look is inconclusive and the extension has {s['extension_done']} of {3 * len(EXTENSION)} runs "
+               "(`python tools/study.py run test --extension`)")
+        raise Refused(f"stage 3 starts when stage 2 has ended: {why}")
+    return table_runs(out, f, authors)
 
 
 def unclean() -> str | None:
@@ -366,7 +448,52 @@ def run(stage: str, out: Path = OUT, jobs: int = 2, threads: int = 1, dry: bool 
         print(f"study: {e}", file=sys.stderr); return 2
     if stage == "calib": return run_calib(out, jobs, threads, dry)
     if dry: _dry(runs, out); return 0
-    return 1 if execute_runs(runs, jobs, threads) else 0
+    failed = execute_runs(runs, jobs, threads)
+    if stage == "test" and not failed: look_line(out)
+    return 1 if failed else 0
+
+
+def look_line(out: Path = OUT):
+    "After stage 2's runs: the verdict of the look that is complete (the plan's rule), and what comes next."
+    s = stage2(out, frozen(out), _authors(out))
+    if s["look"] is None: return
+    m, lo, hi = s["d"]
+    nxt = ("run the extension: `python tools/study.py run test --extension`" if not s["ended"] else
+           "stage 2 has ended: `python tools/study.py grad`, then `python tools/study.py run tables`")
+    print(f"stage 2, {len(s['look'])} pairs on {TEST_SPLIT}: DGCL − self-training {m:+.2f} [{lo:+.2f}, {hi:+.2f}] "
+          f"(t interval at {POCOCK:.2%}): {s['verdict']}; {nxt}")
+
+
+def grad(out: Path = OUT, steps: int = 4) -> int:
+    """`python tools/study.py grad`: `tools/grad_terms.py` (each weighted term's gradient per parameter group, at the final
+    checkpoint) on stage 2's DGCL runs of GRAD_REPS, into runs/study/grad_terms/<run>.json; existing files are kept."""
+    try:
+        f = frozen(out)
+        s = stage2(out, f, _authors(out))
+        if s["look"] is None: raise Refused(f"grad_terms reads stage 2's runs after its first look: {s['first_done']} of "
+                                            f"{3 * len(TEST)} runs finished")
+        runs = [r for r in s["runs"] if r.method == "dgcl" and r.replicate in GRAD_REPS]
+        if (miss := [r for r in runs if not (r.run_dir / "checkpoint.pt").exists()]):
+            raise Refused(f"{miss[0].run_dir} holds no checkpoint.pt: grad_terms needs the run's final checkpoint "
+                          "(checkpoints are not committed: run it on the machine that made the run)")
+    except Refused as e:
+        print(f"study: {e}", file=sys.stderr); return 2
+    import importlib.util
+    import torch
+    from dgcl.trainer import processor_model
+    spec = importlib.util.spec_from_file_location("grad_terms", ROOT / "tools" / "grad_terms.py")
+    g = importlib.util.module_from_spec(spec); spec.loader.exec_module(g)
+    torch.set_num_threads(1)
+    (out / "grad_terms").mkdir(exist_ok=True)
+    for r in runs:
+        dst = out / "grad_terms" / f"{r.name}.json"
+        if dst.exists(): continue
+        res = g.grad_terms(r.run_dir, steps) | dict(run=str(r.run_dir.relative_to(ROOT) if ROOT in r.run_dir.parents else r.run_dir),
+                                                    processor=processor_model(), threads=1)
+        _write(dst, res)
+        print(f"{dst.relative_to(out)}: contra / sup on the backbone "
+              f"{res['grad_norm']['backbone']['contra'] / res['grad_norm']['backbone']['sup']:.2f}", flush=True)
+    return 0
 
 
 def _m(v) -> str: return "—" if v is None else f"{v:.2f}"
@@ -407,12 +534,16 @@ def status(out: Path = OUT) -> int:
         print(f"\ntest ({f['cell']}, λ {f['lambda_contra']:g}, {TEST_SPLIT}): {sum(r.replicate in TEST for r in tr)} of "
               f"{3 * len(TEST)} first-look runs and {sum(r.replicate in EXTENSION for r in tr)} extension runs finished "
               "(their scores: the results notebook)")
+        s = stage2(out, f, authors)
+        if s["ended"]:
+            tb = table_runs(out, f, authors)
+            print(f"tables (stage 3, {len(TABLE_REPS)} replicates): {sum(r.done() for r in tb)} of {len(tb)} runs finished")
     seen, groups = {}, {}
     for m in sorted(out.glob("**/metrics.json")):
         k = machine(m.parent)
         seen[k] = seen.get(k, 0) + 1
     every = calib_runs(out) + dev_runs(out, authors) + dgcl_runs(out, list(CELLS), authors)
-    for r in every + (test_runs(out, f, authors, True) if f else []):
+    for r in every + (test_runs(out, f, authors, True) + table_runs(out, f, authors) if f else []):
         if (k := machine(r.run_dir)): groups.setdefault(((r.group or r.folder).name, r.replicate), set()).add(k)
     print("\nmachines: " + ("; ".join(f"{p} at {t} threads: {n} runs" for (p, t), n in seen.items()) or "none yet"))
     for (folder, rep), ks in groups.items():
@@ -436,6 +567,8 @@ def main(argv=None) -> int:
     r.add_argument("--extension", action="store_true", help="test stage: the 20 pre-declared extension replicates too")
     r.add_argument("--allow-dirty", action="store_true", help="tests only: run on uncommitted code or plan")
     r.add_argument("--out", type=Path, default=OUT, help="tests only: another study folder")
+    g = sub.add_parser("grad", help="stage 2: grad_terms of 3 of its DGCL runs")
+    g.add_argument("--out", type=Path, default=OUT, help="tests only: another study folder")
     s = sub.add_parser("status", help="what has finished (reads only)")
     s.add_argument("--out", type=Path, default=OUT, help="tests only: another study folder")
     try: a = p.parse_args(sys.argv[1:] if argv is None else argv)
@@ -443,6 +576,7 @@ def main(argv=None) -> int:
         print(f"study: {e}", file=sys.stderr); return 2
     if a.command == "run": return run(a.stage, a.out, a.jobs, a.threads, a.dry_run, a.extension, a.allow_dirty)
     if a.command == "status": return status(a.out)
+    if a.command == "grad": return grad(a.out)
     bad = reused()
     print(f"plan {PLAN.relative_to(ROOT)} at {plan_hash() or 'an uncommitted state'}")
     print("\n".join(f"reuses a stage-2 replicate or split: {b}" for b in bad) if bad else
