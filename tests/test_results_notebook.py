@@ -67,6 +67,11 @@ def _study(sdir, rng=random.Random(1)):
         miou = 60 + i + {"selftrain": 3.0, "dgcl": 4.0, "dgcl-l0.5": 1.0}.get(m, 2.0 if m != "supervised" else 0.0) + rng.gauss(0, 1)
         d.joinpath("metrics.json").write_text(json.dumps(dict(miou=miou, processor="CPU", threads=1, eval_split="test-d2",
                                                               per_class_iou={str(c): miou + c for c in range(11)})))
+    for i in range(3):  # stage 1 in one cell: the dev pair and DGCL at each λ (0.125 beats self-training by 1, 0.5 loses 5)
+        for m, v in (("supervised", 50.0), ("selftrain", 53.0), ("dgcl-l0.125", 54.0), ("dgcl-l0.5", 48.0), ("dgcl-l0", 53.0)):
+            d = sdir / "dev" / "bold-adamw" / f"{m}-s{200 + i}-seed{200 + i}"
+            d.mkdir(parents=True)
+            d.joinpath("metrics.json").write_text(json.dumps(dict(miou=v + i, processor="CPU", threads=1, eval_split="val")))
     (sdir / "grad_terms").mkdir()
     (sdir / "grad_terms" / "dgcl-s300-seed300.json").write_text(json.dumps(dict(
         run="runs/study/test/dgcl-s300-seed300", cos_sup_contra=0.25,
@@ -121,6 +126,9 @@ def test_results_notebook(root, tmp_path):
     v = "harms" if d.mean() + half < 0 else "helps" if d.mean() - half > 0 else "no gain worth having" if d.mean() + half < 2 else "inconclusive"
     assert (f"20 pairs on `test-d2` (bold-adamw, λ_contra = 0.125): DGCL − self-training {d.mean():+.2f} "
             f"[{d.mean() - half:+.2f}, {d.mean() + half:+.2f}] (Pocock 97.06%): {v}.**") in study, study
+    assert "| bold-adamw | 3 | 51.00 | 54.00 | +3.00 | **pass** |" in study, study
+    assert "| bold-adamw | 0.125 | 3 | +1.00 | 0.00 |" in study and "| bold-adamw | 0.5 | 3 | -5.00 | 0.00 |" in study, study
+    assert "points at **bold-adamw, λ = 0.125**" in study, study
     e = np.array([_miou(sdir, "tables", "dgcl-l0.5", i) - _miou(sdir, "test", "selftrain", i) for i in range(6)])
     half = stats.t.ppf(0.975, 5) * e.std(ddof=1) / np.sqrt(6)
     assert f"| 0.5 | 6 | {np.mean([_miou(sdir, 'tables', 'dgcl-l0.5', i) for i in range(6)]):.2f} | {e.mean():+.2f} [{e.mean() - half:+.2f}, {e.mean() + half:+.2f}] |" in study, study
