@@ -1,6 +1,7 @@
 """tools/study.py's driver: the plan's runs per stage, the calibration and pass rules, provenance, the one-machine rule and
 the refusals, on fabricated metrics; one tiny run through the driver's executor."""
 import importlib.util
+import dataclasses
 import json
 import subprocess
 from pathlib import Path
@@ -177,6 +178,9 @@ def test_study_tiny_run(tmp_path, capsys):
     assert run.notebook.exists() and m["steps"] == 2
     assert capsys.readouterr().out.startswith(f"v5-adamw/supervised-s200-seed200: teacher miou {m['miou']:.2f}, ")
     assert study.execute_runs([run]) == 0  # finished: skipped
+    test = dataclasses.replace(run, stage="test", folder=tmp_path / "test")  # stage 2: the log line has no score
+    assert study.execute_runs([test], jobs=1, threads=1) == 0 and test.done()
+    assert "miou" not in capsys.readouterr().out
 
 
 def _freeze(out: Path, cell="bold-adamw", lam=0.125):

@@ -394,7 +394,8 @@ def execute_runs(runs: list[StudyRun], jobs: int = 2, threads: int = 1, among: l
             except Exception as e:
                 failed += 1; print(f"study: failed: {e}", file=sys.stderr); continue
             finished += 1
-            print(f"{r.table}/{r.name}: teacher miou {m['miou']:.2f}, {secs:.0f} s ({finished}/{len(among)})", flush=True)
+            score = "" if r.stage == "test" else f"teacher miou {m['miou']:.2f}, "  # stage 2: no score before its look
+            print(f"{r.table}/{r.name}: {score}{secs:.0f} s ({finished}/{len(among)})", flush=True)
     return failed
 
 
