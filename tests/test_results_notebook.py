@@ -126,6 +126,9 @@ def test_results_notebook(root, tmp_path):
     v = "harms" if d.mean() + half < 0 else "helps" if d.mean() - half > 0 else "no gain worth having" if d.mean() + half < 2 else "inconclusive"
     assert (f"20 pairs on `test-d2` (bold-adamw, λ_contra = 0.125): DGCL − self-training {d.mean():+.2f} "
             f"[{d.mean() - half:+.2f}, {d.mean() + half:+.2f}] (Pocock 97.06%): {v}.**") in study, study
+    verdict = (runs / "verdict.md").read_text()  # the README's first screen: the same interval and verdict as a row
+    assert f"| dgcl − selftrain | 20 | {d.mean():+.2f} | [{d.mean() - half:+.2f}, {d.mean() + half:+.2f}] | **{v}** |" in verdict, verdict
+    assert verdict.splitlines()[0].startswith("| paired difference | pairs | mean | 97.06% Pocock interval | verdict |"), verdict
     assert "| bold-adamw | 3 | 51.00 | 54.00 | +3.00 | **pass** |" in study, study
     assert "| bold-adamw | 0.125 | 3 | +1.00 | 0.00 |" in study and "| bold-adamw | 0.5 | 3 | -5.00 | 0.00 |" in study, study
     assert "points at **bold-adamw, λ = 0.125**" in study, study
