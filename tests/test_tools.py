@@ -94,3 +94,20 @@ def test_study_replicates(tmp_path, capsys):
         (tmp_path / name).mkdir(parents=True); (tmp_path / name / "config.json").write_text(json.dumps(c))
     assert [b.split(":")[0] for b in tool.reused(tmp_path)] == ["a", "b"]
     assert tool.main(["run"]) == 2
+
+
+def test_grad_terms_at_a_final_checkpoint(tmp_path):
+    "tools/grad_terms.py on a finished DGCL run: the batches of its last steps, each weighted term's gradient per group."
+    import subprocess, sys
+    from helpers import TINY, tiny_dataset
+    data, run = tiny_dataset(tmp_path / "data"), tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "dgcl.train", *TINY, "--data_root", str(data), "--run_dir", str(run),
+                        "--lambda_contra", "0.25"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    before = (run / "checkpoint.pt").read_bytes()
+    res = _tool("grad_terms").grad_terms(run, steps=2)
+    assert res["step"] == 10 and res["lambda_contra_effective"] == 0.25
+    assert set(res["losses"]) >= {"sup", "unsup", "contra"} and all(np.isfinite(v) for v in res["losses"].values())
+    assert res["grad_norm"]["backbone"]["sup"] > 0 and res["grad_norm"]["backbone"]["contra"] > 0
+    assert set(res["grad_norm"]["proj"]) == {"contra"} and -1 <= res["cos_sup_contra"] <= 1
+    assert (run / "checkpoint.pt").read_bytes() == before  # nothing in the run changes

@@ -3,7 +3,7 @@
     python tools/grad_terms.py RUN_DIR [--steps 4] [--out grad_terms.json]
 
 Resumes a copy of RUN_DIR (its checkpoint and config) in a temporary folder, runs `--steps` training steps without
-stepping the optimiser, and reports, per parameter group (backbone, ASPP, decoder, classifier, projection), the mean
+stepping the optimiser (on the batches of the run's last `--steps` steps when the checkpoint is its final one), and reports, per parameter group (backbone, ASPP, decoder, classifier, projection), the mean
 L2 norm of the weighted gradient of each term (the step's `loss_weights`: λ_unsup·L_unsup, λ_eff·L_contra, …), and the cosine between the L_sup and
 L_contra gradients over all parameters. It diagnoses which term drives the shared weights; nothing in RUN_DIR changes.
 """
@@ -27,7 +27,8 @@ def grad_terms(run_dir: Path, steps: int = 4) -> dict:
     params = [(n, p) for n, p in t.student.named_parameters() if p.requires_grad]
     group = lambda n: n.split(".")[1] if n.startswith("net.") else n.split(".")[0]
     norms, cos, losses = collections.defaultdict(lambda: collections.defaultdict(list)), [], collections.defaultdict(list)
-    lab, unl = t.loaders(t.step)
+    # a finished run's loaders are empty from its last step on: read the batches of its last `steps` steps instead
+    lab, unl = t.loaders(t.step if t.total_steps - t.step >= steps else max(t.total_steps - steps, 0))
     for i, ((x_l, y_l), (x_u, ign_u)) in enumerate(zip(lab, unl)):
         if i >= steps: break
         weights = loss_weights(t.cfg, t.method, t.method.semi and t.step >= t.warm_step)  # as total_loss weighs them
@@ -44,6 +45,7 @@ def grad_terms(run_dir: Path, steps: int = 4) -> dict:
             flat = {k: torch.cat([(gi if gi is not None else torch.zeros_like(p)).flatten().float()
                                   for (_, p), gi in zip(params, grads[k])]) for k in ("sup", "contra")}
             cos.append(torch.nn.functional.cosine_similarity(flat["sup"], flat["contra"], dim=0).item())
+    if not losses: sys.exit(f"grad_terms: error: {run_dir} has no training step to read (total_steps {t.total_steps})")
     mean = lambda v: sum(v) / len(v)
     return dict(run=str(run_dir), step=t.step, steps=steps, lambda_contra=t.cfg.lambda_contra, lambda_contra_effective=lambda_contra_effective(t.cfg),
                 losses={k: mean(v) for k, v in losses.items()},
