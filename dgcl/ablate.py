@@ -48,7 +48,10 @@ PRESETS = {
                      main_reps=tuple((s, k) for k in (0, 1) for s in (0, 1, 2)), paper_split={96: 366},
                      values={"lambda_contra": (0.1, 0.5, 1.0), "tau": (0.1, 0.5, 1.0), "beta0": (0.0, 20.0, 40.0),
                              "n_anchors": (8, 16, 32, 64, 128)},
-                     params=dict(dataset="embedded", eval_split="test", num_workers=0, figures=False)),
+                     # the tables made before the study's freeze: the v5 testbed at the paper's λ_contra = 1 (the
+                     # dataset's default is now the frozen cell, bold at 0.125: runs/study/PLAN.md)
+                     params=dict(dataset="embedded", eval_split="test", num_workers=0, figures=False, digit_style="v5",
+                                 lambda_contra=1.0)),
     "pascal": dict(splits={"lambda_contra": (366, 732), "tau": (366, 732), "beta0": (366,), "n_anchors": (366,),
                            "anchors": (366,), "main": (366, 732), "framework": (366,)},
                    reps=((0, 0),), main_reps=((0, 0), (0, 1), (0, 2)), paper_split={366: 366, 732: 732}, values={},
@@ -95,10 +98,10 @@ class Run:
             if k in stored and not _same(stored[k], v): return f"{k}={_fmt(stored[k])}, the plan has {k}={_fmt(v)}"
         return None
 
-def _studied_defaults(dataset: str = "embedded") -> dict:
-    "The defaults of every studied parameter for `dataset` (its recipe resolved): each run states all of them, so equal settings have equal keys."
+def _studied_defaults(preset: str = "embedded") -> dict:
+    "The value of every studied parameter in `preset` (its parameters, then the recipe's): each run states all of them, so equal settings have equal keys."
     from dgcl.trainer import Config
-    d = Config(dataset=dataset).resolved().flat()
+    d = Config(**PRESETS[preset]["params"]).resolved().flat()
     return {param: d[param] for param, _, _ in TABLES.values() if param in d}
 
 def _same(a, b) -> bool:
@@ -127,7 +130,7 @@ def plan(preset: str = "embedded", out_dir="runs/ablations", tables=None, seeds=
         for split in P["splits"][t]:
             for value in values:
                 for split_seed, seed in reps:
-                    params = {**P["params"], **_studied_defaults(P["params"].get("dataset", "embedded")), **(extra or {}),
+                    params = {**_studied_defaults(preset), **P["params"], **(extra or {}),
                               "split": split, "seed": seed, **(FRAMEWORKS[value] if t == "framework" else {param: value})}
                     if split_seed: params["split_seed"] = split_seed
                     if data_root: params["data_root"] = str(data_root)

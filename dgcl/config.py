@@ -67,10 +67,12 @@ PROCEDURES = {  # how the authors' released code trains (SPEC §12) and what the
                   n_anchors=256, unsup_norm="mean", bank_in_warmup=True, ema_buffers=True, teacher_bn_warmup=False,
                   teacher_copy_epochs=0, skip_classes="auto", cutmix_per="image", cutmix_box="aspect",
                   align_corners=False,
-                  embedded=dict(n_anchors=8)),  # ~100 pixels of a digit class per batch: 8 anchors are ≤ 20 % of them
+                  # embedded: ~100 pixels of a digit class per batch, so 8 anchors are ≤ 20 % of them; λ_contra: the
+                  # study's frozen weight (runs/study/PLAN.md; on embedded λ_contra is the effective weight)
+                  embedded=dict(n_anchors=8, lambda_contra=0.125)),
 }
 FIELD_DEFAULTS = dict(amp="none", channels_last=False, fused_optimizer=False, depthwise_fp32=False, fast_dropout=False,
-                       pretrained="", weight_decay=1e-4, contra_grad_divisor=1,
+                       pretrained="", weight_decay=1e-4, contra_grad_divisor=1, digit_style="v5",
                        ema_decay=0.999)  # float32, the per-tensor optimiser
 UNIMATCH = {n: d.unimatch for n, d in DATASETS.items()}  # the consistency methods' values of a dataset (SPEC §11)
 PRECISIONS = ("none", "bf16", "fp16")
@@ -209,7 +211,7 @@ class Config:
     split: int | None = None  # labelled count (a shipped split for pascal/cityscapes)
     split_seed: int = 0  # embedded: which seeded draw of the labelled images (0: the shipped `splits/<n>/`)
     image_size: int | None = None  # embedded: side of the built images (the dataset is built once per size)
-    digit_style: str = "v5"  # embedded: how digits are painted (`DIGIT_STYLES`): 'v5' (every table so far) | 'bold'
+    digit_style: str | None = None  # embedded: how digits are painted (`DIGIT_STYLES`): 'bold' (its default, the study's frozen testbed) | 'v5' (the tables before it)
     crop: int | None = None  # side of the square training crop
 
     # --- model and optimisation (SPEC §9) ---

@@ -91,7 +91,8 @@ register_dataset(DatasetInfo(
                 pretrained="mobilenetv2_100.torchvision", output_stride=16, multi_grid=False, ohem=False,
                 aux_weight=0.0, memory_size=2000, memory_per_update=500, eval_batch_size=50, head_dim=128,
                 proj_dim=128, scale_min=0.75, scale_max=1.25, hflip=False, split_bn=True, amp="bf16",
-                channels_last=True, eval_centre_crop=0, ema_decay=0.99),  # the testbed: README "The embedded testbed"
+                channels_last=True, eval_centre_crop=0, ema_decay=0.99,
+                digit_style="bold"),  # the testbed: README "The embedded testbed"; bold: the study's frozen cell
     unimatch=dict(conf_thresh=0.95), test_images=1000))  # built from pip packages' images: `make_embedded`
 
 # %% ../nbs/03_data.ipynb #8535fb72
