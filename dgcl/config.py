@@ -196,7 +196,7 @@ class Config:
     method: str = "dgcl"  # 'supervised' | 'selftrain' | 'dgcl' | 'unimatch' | 'unimatch_dgcl' (SPEC §11)
     recipe: str | None = None  # 'official' (the authors' released code, SPEC §12) | 'paper' (SPEC §1–9)
     tau: float = 0.5  # temperature τ of Eq. 13
-    lambda_contra: float | None = None  # weight of L_contra (Eq. 2): paper 1, official 0.5
+    lambda_contra: float | None = None  # weight of L_contra (Eq. 2): paper 1 (embedded 0.125, the study's frozen weight), official 0.5
     lambda_unsup: float | None = None  # weight of L_unsup (Eq. 2): paper 1, official 0.5
     beta0: float = 20.0  # initial % of pseudo labels dropped by entropy (β0)
     alpha0: float = 80.0  # initial % dropped from the contrastive labels (α_t = max(α0(1-p), α_min))
