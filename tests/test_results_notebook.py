@@ -75,7 +75,8 @@ def _study(sdir, rng=random.Random(1)):
     (sdir / "grad_terms").mkdir()
     (sdir / "grad_terms" / "dgcl-s300-seed300.json").write_text(json.dumps(dict(
         run="runs/study/test/dgcl-s300-seed300", cos_sup_contra=0.25,
-        grad_norm={"backbone": dict(sup=2.0, unsup=1.0, contra=1.0), "classifier": dict(sup=1.0, unsup=1.0)})))
+        grad_norm={"backbone": dict(sup=2.0, unsup=1.0, contra=1.0), "classifier": dict(sup=1.0, unsup=1.0),
+                   "proj": dict(contra=0.5)})))  # the projection head: L_contra only
 
 
 def _miou(sdir, folder, m, i):
